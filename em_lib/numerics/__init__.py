@@ -1,0 +1,1 @@
+"""Numerical core: pure numpy/scipy, no I/O, no global random state."""
