@@ -1,0 +1,40 @@
+"""Data for EM experiments: synthetic ground truth, bundled real data, missingness.
+
+Public API
+----------
+Synthetic data (:mod:`em_lib.data.synthetic`)
+    :func:`make_gaussian_mixture`, :func:`make_hmm_sequences`, :func:`as_generator`,
+    :class:`SyntheticMixture`, :class:`SyntheticHMM`.
+Real data (:mod:`em_lib.data.datasets`)
+    :func:`load_dataset`, :func:`available_datasets`, :func:`load_table`,
+    :class:`Dataset`.
+Missing-data mechanisms (:mod:`em_lib.data.missingness`)
+    :func:`make_missing`, :class:`MissingResult`, :data:`MECHANISMS`.
+"""
+
+from em_lib.data.datasets import Dataset, available_datasets, load_dataset, load_table
+from em_lib.data.missingness import MECHANISMS, MissingResult, make_missing
+from em_lib.data.synthetic import (
+    COVARIANCE_TYPES,
+    SyntheticHMM,
+    SyntheticMixture,
+    as_generator,
+    make_gaussian_mixture,
+    make_hmm_sequences,
+)
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "MECHANISMS",
+    "Dataset",
+    "MissingResult",
+    "SyntheticHMM",
+    "SyntheticMixture",
+    "as_generator",
+    "available_datasets",
+    "load_dataset",
+    "load_table",
+    "make_gaussian_mixture",
+    "make_hmm_sequences",
+    "make_missing",
+]

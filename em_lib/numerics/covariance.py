@@ -1,0 +1,296 @@
+"""Covariance types: shapes, parameter counts, Cholesky factors and second-order features.
+
+The four covariance types form a closed set. Everything type-specific lives in the
+``_SPECS`` table below and is looked up by name; no other module branches on the type.
+
+Shapes (``I`` starts, ``K`` components, ``d`` features):
+
+============  ==================
+type          covariances
+============  ==================
+full          (I, K, d, d)
+diag          (I, K, d)
+spherical     (I, K)
+tied          (I, d, d)
+============  ==================
+
+Precision Cholesky factors follow scikit-learn's convention: an upper-triangular ``U`` with
+``precision = U @ U.T`` (full, tied), ``1 / sqrt(variance)`` for diag and spherical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg
+
+COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
+
+
+def check_covariance_type(covariance_type: str) -> str:
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"covariance_type must be one of {list(COVARIANCE_TYPES)}, got {covariance_type!r}"
+        )
+    return covariance_type
+
+
+def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
+    """Number of free parameters of a Gaussian mixture.
+
+    ``(K - 1)`` weights, ``K d`` means and the covariance parameters:
+    full ``K d (d + 1) / 2``, diag ``K d``, spherical ``K``, tied ``d (d + 1) / 2``.
+    """
+    check_covariance_type(covariance_type)
+    k, d = n_components, n_features
+    cov = {
+        "full": k * d * (d + 1) // 2,
+        "diag": k * d,
+        "spherical": k,
+        "tied": d * (d + 1) // 2,
+    }[covariance_type]
+    return int(cov + k * d + k - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# conversions
+# ---------------------------------------------------------------------------------------------
+
+
+def to_full(covariances: np.ndarray, covariance_type: str, n_components: int) -> np.ndarray:
+    """Expand covariances of any type to full matrices of shape (I, K, d, d)."""
+    check_covariance_type(covariance_type)
+    if covariance_type == "full":
+        return covariances
+    if covariance_type == "tied":
+        n_init, d, _ = covariances.shape
+        return np.broadcast_to(covariances[:, None], (n_init, n_components, d, d)).copy()
+    if covariance_type == "diag":
+        return covariances[..., :, None] * np.eye(covariances.shape[-1])
+    raise ValueError("spherical covariances need n_features; use spherical_to_full")
+
+
+def spherical_to_full(covariances: np.ndarray, n_features: int) -> np.ndarray:
+    """(I, K) spherical variances -> (I, K, d, d)."""
+    return covariances[..., None, None] * np.eye(n_features)
+
+
+def any_to_full(covariances, covariance_type, n_components, n_features) -> np.ndarray:
+    if covariance_type == "spherical":
+        return spherical_to_full(covariances, n_features)
+    return to_full(covariances, covariance_type, n_components)
+
+
+def from_full(full: np.ndarray, covariance_type: str, weights: np.ndarray) -> np.ndarray:
+    """Project full (I, K, d, d) matrices to a covariance type (tied: weight-averaged)."""
+    check_covariance_type(covariance_type)
+    if covariance_type == "full":
+        return full
+    if covariance_type == "diag":
+        return np.diagonal(full, axis1=-2, axis2=-1).copy()
+    if covariance_type == "spherical":
+        return np.trace(full, axis1=-2, axis2=-1) / full.shape[-1]
+    return np.einsum("ik,ikde->ide", weights / weights.sum(-1, keepdims=True), full)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cholesky factors with per-start failure reporting
+# ---------------------------------------------------------------------------------------------
+
+
+def _cholesky_batched(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower Cholesky of (..., d, d) matrices; returns (factors, ok) with ok of shape (...,).
+
+    A batched call is tried first; only if some matrix is not positive definite are the
+    matrices factorised one by one to find which (the rare, failing path).
+    """
+    batch_shape = matrices.shape[:-2]
+    ok = np.all(np.isfinite(matrices), axis=(-2, -1))
+    safe = np.where(ok[..., None, None], matrices, np.eye(matrices.shape[-1]))
+    try:
+        return np.linalg.cholesky(safe), ok
+    except np.linalg.LinAlgError:
+        pass
+    flat = safe.reshape((-1,) + safe.shape[-2:])
+    factors = np.empty_like(flat)
+    flat_ok = ok.reshape(-1).copy()
+    for index in range(flat.shape[0]):
+        try:
+            factors[index] = np.linalg.cholesky(flat[index])
+        except np.linalg.LinAlgError:
+            factors[index] = np.eye(flat.shape[-1])
+            flat_ok[index] = False
+    return factors.reshape(safe.shape), flat_ok.reshape(batch_shape)
+
+
+def precision_cholesky(covariances: np.ndarray, covariance_type: str):
+    """Precision Cholesky factors of a batch of covariances.
+
+    Parameters
+    ----------
+    covariances : array
+        Covariances of the given type, init dimension first.
+    covariance_type : {"full", "diag", "spherical", "tied"}
+
+    Returns
+    -------
+    precisions_cholesky : array, same shape as ``covariances``
+        Upper-triangular ``U`` with ``precision = U U^T`` (full, tied) or
+        ``1 / sqrt(variance)`` (diag, spherical). Failed starts hold identity factors.
+    ok : bool array of shape (I,)
+        False for a start with a covariance that is not positive definite or not finite.
+    """
+    check_covariance_type(covariance_type)
+    if covariance_type in ("full", "tied"):
+        lower, ok = _cholesky_batched(covariances)
+        eye = np.broadcast_to(np.eye(covariances.shape[-1]), lower.shape)
+        inv_lower = linalg.solve_triangular(lower, eye, lower=True, check_finite=False)
+        prec = np.swapaxes(inv_lower, -1, -2)
+        ok_start = ok if covariance_type == "tied" else ok.all(axis=-1)
+        return prec, ok_start
+    positive = np.isfinite(covariances) & (covariances > 0)
+    safe = np.where(positive, covariances, 1.0)
+    prec = 1.0 / np.sqrt(safe)
+    axes = tuple(range(1, covariances.ndim))
+    return prec, positive.all(axis=axes)
+
+
+def log_det_precision_cholesky(prec_chol: np.ndarray, covariance_type: str, n_features: int):
+    """log det of the precision Cholesky factor, per component: (I, K) ((I,) for tied)."""
+    if covariance_type in ("full", "tied"):
+        return np.log(np.diagonal(prec_chol, axis1=-2, axis2=-1)).sum(-1)
+    if covariance_type == "diag":
+        return np.log(prec_chol).sum(-1)
+    return n_features * np.log(prec_chol)
+
+
+def covariances_from_precision_cholesky(prec_chol: np.ndarray, covariance_type: str):
+    """Inverse of :func:`precision_cholesky` (for user-given ``precisions_init``)."""
+    if covariance_type in ("full", "tied"):
+        eye = np.broadcast_to(np.eye(prec_chol.shape[-1]), prec_chol.shape)
+        # cov = (U U^T)^-1 = U^-T U^-1, with U upper triangular
+        inv_upper = linalg.solve_triangular(prec_chol, eye, lower=False, check_finite=False)
+        return np.swapaxes(inv_upper, -1, -2) @ inv_upper
+    return 1.0 / prec_chol**2
+
+
+# ---------------------------------------------------------------------------------------------
+# second-order features: quadratic forms and second moments as matrix products
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """Column layout of the feature matrix ``phi(X) = [1, X, q(X)]``.
+
+    ``q`` holds the type's second-order terms: ``x_d x_e`` for ``d <= e`` (full, tied),
+    ``x_d^2`` (diag) or ``|x|^2`` (spherical). Quadratic forms ``(x - mu)^T P (x - mu)`` for
+    every (start, component) then become one product ``phi @ W``, and weighted second moments
+    one product ``phi.T @ resp``.
+    """
+
+    n_features: int
+    covariance_type: str
+
+    @property
+    def n_second(self) -> int:
+        d = self.n_features
+        return {"full": d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": d, "spherical": 1}[
+            self.covariance_type
+        ]
+
+    @property
+    def n_columns(self) -> int:
+        return 1 + self.n_features + self.n_second
+
+    @property
+    def triu(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.triu_indices(self.n_features)
+
+
+def second_order_features(X: np.ndarray, layout: FeatureLayout, out: np.ndarray | None = None):
+    """phi(X) of shape (n, 1 + d + n_second); see :class:`FeatureLayout`."""
+    n, d = X.shape
+    if out is None:
+        out = np.empty((n, layout.n_columns))
+    out[:, 0] = 1.0
+    out[:, 1 : 1 + d] = X
+    second = out[:, 1 + d :]
+    kind = layout.covariance_type
+    if kind in ("full", "tied"):
+        rows, cols = layout.triu
+        np.multiply(X[:, rows], X[:, cols], out=second)
+    elif kind == "diag":
+        np.multiply(X, X, out=second)
+    else:
+        second[:, 0] = np.einsum("nd,nd->n", X, X)
+    return out
+
+
+def precision_terms(prec_chol: np.ndarray, covariance_type: str, n_components: int):
+    """Per-component precision ``P`` in the layout's second-order parametrisation.
+
+    Returns ``(precision_vector, precision_matrix_times)`` where ``precision_vector`` has
+    shape (I, K, n_second) with off-diagonal entries doubled, so that
+    ``q(x) . precision_vector = x^T P x``; and a callable applying ``P`` to means.
+    """
+    if covariance_type in ("full", "tied"):
+        precision = prec_chol @ np.swapaxes(prec_chol, -1, -2)
+        if covariance_type == "tied":
+            precision = np.broadcast_to(
+                precision[:, None], (precision.shape[0], n_components) + precision.shape[1:]
+            )
+        d = precision.shape[-1]
+        rows, cols = np.triu_indices(d)
+        vector = precision[..., rows, cols] * np.where(rows == cols, 1.0, 2.0)
+        return vector, (lambda means: np.einsum("ikde,ike->ikd", precision, means))
+    if covariance_type == "diag":
+        inv_var = prec_chol**2
+        return inv_var, (lambda means: means * inv_var)
+    inv_var = prec_chol**2
+    return inv_var[..., None], (lambda means: means * inv_var[..., None])
+
+
+def estep_weight_matrix(
+    log_weights: np.ndarray,
+    means: np.ndarray,
+    prec_chol: np.ndarray,
+    covariance_type: str,
+) -> np.ndarray:
+    """Matrix ``W`` with ``phi(X) @ W = log w_k + log N(x | mu_k, Sigma_k)``.
+
+    Parameters
+    ----------
+    log_weights : (I, K) array (zeros for plain log-densities)
+    means : (I, K, d) array
+    prec_chol : precision Cholesky factors of the covariance type
+    covariance_type : str
+
+    Returns
+    -------
+    W : (1 + d + n_second, I * K) array, column ``i * K + k`` for start i, component k.
+    """
+    n_init, n_components, d = means.shape
+    vector, apply_precision = precision_terms(prec_chol, covariance_type, n_components)
+    precision_means = apply_precision(means)
+    log_det = log_det_precision_cholesky(prec_chol, covariance_type, d)
+    if covariance_type == "tied":
+        log_det = np.broadcast_to(log_det[:, None], (n_init, n_components))
+    mahal_means = np.einsum("ikd,ikd->ik", means, precision_means)
+    constant = log_weights + log_det - 0.5 * d * np.log(2 * np.pi) - 0.5 * mahal_means
+    n_columns = 1 + d + vector.shape[-1]
+    W = np.empty((n_columns, n_init * n_components))
+    W[0] = constant.reshape(-1)
+    W[1 : 1 + d] = precision_means.reshape(-1, d).T
+    W[1 + d :] = -0.5 * vector.reshape(n_init * n_components, -1).T
+    return W
+
+
+def unpack_second_moments(second: np.ndarray, n_features: int) -> np.ndarray:
+    """(..., d(d+1)/2) upper-triangle second moments -> symmetric (..., d, d)."""
+    rows, cols = np.triu_indices(n_features)
+    full = np.empty(second.shape[:-1] + (n_features, n_features))
+    full[..., rows, cols] = second
+    full[..., cols, rows] = second
+    return full

@@ -1,0 +1,408 @@
+"""Batched Gaussian kernels: log-densities, responsibilities and weighted statistics.
+
+Two engines compute, for many starts at once, the E-step (per-sample log-likelihood and
+responsibilities) fused with the M-step's sufficient statistics:
+
+* :class:`CompleteDataEngine` for data without NaN: everything is two matrix products per
+  block of rows, ``phi(X) @ W`` and ``phi(X).T @ resp`` (see ``covariance.FeatureLayout``);
+* :class:`MissingDataEngine` for data with NaN: rows are grouped by missingness pattern; each
+  pattern uses the observed-block marginal in the E-step and conditional expectations plus the
+  conditional-covariance correction in the statistics (exact EM on the observed-data
+  likelihood). Rows with nothing observed must be removed by the caller.
+
+Both work on data centred by the caller (better conditioned second moments) and return
+statistics ``(nk, first, second)`` with ``first = sum_n r_nk x_n`` (I, K, d) and ``second`` the
+type's second moments: (I, K, d, d) for full and tied, (I, K, d) for diag, (I, K) for spherical.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+from .covariance import (
+    FeatureLayout,
+    any_to_full,
+    estep_weight_matrix,
+    precision_cholesky,
+    second_order_features,
+    unpack_second_moments,
+)
+
+DEFAULT_BLOCK_SIZE = 4096
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
+def _fold(values: np.ndarray, op) -> np.ndarray:
+    """Reduce the last axis pairwise (log2(K) vectorised steps; faster than a short-axis
+    reduction in numpy)."""
+    while values.shape[-1] > 1:
+        half = values.shape[-1] // 2
+        folded = op(values[..., :half], values[..., half : 2 * half])
+        if values.shape[-1] % 2:
+            folded = np.concatenate([folded, values[..., 2 * half :]], axis=-1)
+        values = folded
+    return values[..., 0]
+
+
+def normalise_log_probs(weighted: np.ndarray, n_components: int, want_resp: bool):
+    """Per-start logsumexp over components of a (B, I*K) block, in place.
+
+    Returns ``(log_norm, block)`` with ``log_norm`` of shape (B, I); if ``want_resp`` the block
+    is overwritten with the responsibilities.
+    """
+    n_rows = weighted.shape[0]
+    grouped = weighted.reshape(n_rows, -1, n_components)
+    shift = _fold(grouped, np.maximum)
+    finite_shift = np.where(np.isfinite(shift), shift, 0.0)
+    grouped -= finite_shift[..., None]
+    np.exp(grouped, out=grouped)
+    total = _fold(grouped, np.add)
+    with np.errstate(divide="ignore"):
+        log_norm = finite_shift + np.log(total)
+    if want_resp:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            grouped /= total[..., None]
+    return log_norm, weighted
+
+
+def _typed_second(second_full: np.ndarray, covariance_type: str) -> np.ndarray:
+    if covariance_type in ("full", "tied"):
+        return second_full
+    if covariance_type == "diag":
+        return np.diagonal(second_full, axis1=-2, axis2=-1).copy()
+    return np.trace(second_full, axis1=-2, axis2=-1)
+
+
+class CompleteDataEngine:
+    """E-step + statistics for complete data (no NaN), blocked over samples.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array, centred, without NaN
+    covariance_type : str
+    block_size : int
+        Rows per block; memory is ``O(block_size * I * K)`` besides the feature cache.
+    cache_bytes : int
+        The feature matrix ``phi(X)`` is kept between iterations if it fits in this budget,
+        otherwise recomputed block by block.
+    """
+
+    def __init__(self, X, covariance_type, block_size=DEFAULT_BLOCK_SIZE,
+                 cache_bytes=DEFAULT_CACHE_BYTES):
+        self.X = X
+        self.covariance_type = covariance_type
+        self.layout = FeatureLayout(X.shape[1], covariance_type)
+        self.block_size = int(block_size)
+        n_bytes = X.shape[0] * self.layout.n_columns * 8
+        self._phi = second_order_features(X, self.layout) if n_bytes <= cache_bytes else None
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    def _blocks(self):
+        n = self.X.shape[0]
+        buffer = None
+        for start in range(0, n, self.block_size):
+            stop = min(start + self.block_size, n)
+            if self._phi is not None:
+                yield start, stop, self._phi[start:stop]
+            else:
+                if buffer is None or buffer.shape[0] != stop - start:
+                    buffer = np.empty((stop - start, self.layout.n_columns))
+                yield start, stop, second_order_features(self.X[start:stop], self.layout, buffer)
+
+    def estep(self, log_weights, means, prec_chol, *, want_stats=True, want_log_prob=False,
+              want_samples=False):
+        """One pass over the data.
+
+        Returns a dict with ``loglik`` (I,) summed over samples, and on request ``stats``
+        ``(nk, first, second)``, ``weighted_log_prob`` (I, n, K), ``log w_k + log N(x_n)``,
+        and ``sample_loglik`` (I, n).
+        """
+        n_init, n_comp, d = means.shape
+        W = estep_weight_matrix(log_weights, means, prec_chol, self.covariance_type)
+        loglik = np.zeros(n_init)
+        acc = np.zeros((self.layout.n_columns, n_init * n_comp)) if want_stats else None
+        log_prob = np.empty((n_init, self.n_samples, n_comp)) if want_log_prob else None
+        samples = np.empty((n_init, self.n_samples)) if want_samples else None
+        for start, stop, phi in self._blocks():
+            weighted = phi @ W
+            if want_log_prob:
+                log_prob[:, start:stop] = np.transpose(
+                    weighted.reshape(stop - start, n_init, n_comp), (1, 0, 2)
+                )
+            log_norm, resp = normalise_log_probs(weighted, n_comp, want_stats)
+            loglik += log_norm.sum(0)
+            if want_samples:
+                samples[:, start:stop] = log_norm.T
+            if want_stats:
+                acc += phi.T @ resp
+        out = {"loglik": loglik}
+        if want_stats:
+            out["stats"] = self._unpack(acc, n_init, n_comp, d)
+        if want_log_prob:
+            out["weighted_log_prob"] = log_prob
+        if want_samples:
+            out["sample_loglik"] = samples
+        return out
+
+    def _unpack(self, acc, n_init, n_comp, d):
+        nk = acc[0].reshape(n_init, n_comp)
+        first = acc[1 : 1 + d].T.reshape(n_init, n_comp, d)
+        second = acc[1 + d :].T.reshape(n_init, n_comp, -1)
+        if self.covariance_type in ("full", "tied"):
+            second = unpack_second_moments(second, d)
+        elif self.covariance_type == "spherical":
+            second = second[..., 0]
+        return nk, first, second
+
+    def statistics_from_resp(self, resp):
+        """Weighted statistics for given responsibilities ``resp`` (I, n, K)."""
+        n_init, _, n_comp = resp.shape
+        flat = np.transpose(resp, (1, 0, 2)).reshape(self.n_samples, -1)
+        acc = np.zeros((self.layout.n_columns, n_init * n_comp))
+        for start, stop, phi in self._blocks():
+            acc += phi.T @ flat[start:stop]
+        return self._unpack(acc, n_init, n_comp, self.X.shape[1])
+
+
+def missing_patterns(X: np.ndarray):
+    """Group rows by missingness pattern.
+
+    Returns a list of ``(observed_columns, rows)`` index arrays, one per distinct pattern,
+    in a deterministic order (sorted by pattern).
+    """
+    observed = ~np.isnan(X)
+    packed = np.packbits(observed, axis=1)
+    _, first_index, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(first_index) + 1))
+    groups = []
+    for pattern in range(len(first_index)):
+        rows = order[bounds[pattern] : bounds[pattern + 1]]
+        groups.append((np.flatnonzero(observed[rows[0]]), rows))
+    return groups
+
+
+class MissingDataEngine:
+    """E-step + statistics for data with NaN by exact missing-data EM.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array, centred; NaN marks a missing entry. Every row must have
+        at least one observed entry.
+    covariance_type : str
+    """
+
+    def __init__(self, X, covariance_type, block_size=DEFAULT_BLOCK_SIZE,
+                 cache_bytes=DEFAULT_CACHE_BYTES):
+        self.X = X
+        self.covariance_type = covariance_type
+        self.block_size = int(block_size)
+        self.patterns = []
+        budget = cache_bytes
+        for obs, rows in missing_patterns(X):
+            if obs.size == 0:
+                raise ValueError("rows with no observed entry must be removed before fitting")
+            layout = FeatureLayout(obs.size, "full")
+            n_bytes = rows.size * layout.n_columns * 8
+            phi = None
+            if n_bytes <= budget:
+                phi = second_order_features(X[np.ix_(rows, obs)], layout)
+                budget -= n_bytes
+            self.patterns.append((obs, rows, layout, phi))
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    def _pattern_blocks(self, obs, rows, layout, phi):
+        for start in range(0, rows.size, self.block_size):
+            stop = min(start + self.block_size, rows.size)
+            if phi is not None:
+                yield rows[start:stop], phi[start:stop]
+            else:
+                sub = self.X[np.ix_(rows[start:stop], obs)]
+                yield rows[start:stop], second_order_features(sub, layout)
+
+    def estep(self, log_weights, means, covariances, *, want_stats=True, want_log_prob=False,
+              want_samples=False, covariance_type=None):
+        """As :meth:`CompleteDataEngine.estep`, but takes covariances (not their factors)."""
+        covariance_type = covariance_type or self.covariance_type
+        n_init, n_comp, d = means.shape
+        full = any_to_full(covariances, covariance_type, n_comp, d)
+        loglik = np.zeros(n_init)
+        nk = np.zeros((n_init, n_comp))
+        first = np.zeros((n_init, n_comp, d))
+        second = np.zeros((n_init, n_comp, d, d))
+        log_prob = np.empty((n_init, self.n_samples, n_comp)) if want_log_prob else None
+        samples = np.empty((n_init, self.n_samples)) if want_samples else None
+        for obs, rows, layout, phi_cache in self.patterns:
+            miss = np.setdiff1d(np.arange(d), obs)
+            cov_oo = full[:, :, obs[:, None], obs]
+            prec_oo, ok = precision_cholesky(cov_oo, "full")
+            W = estep_weight_matrix(log_weights, means[..., obs], prec_oo, "full")
+            acc = np.zeros((layout.n_columns, n_init * n_comp)) if want_stats else None
+            for block_rows, phi in self._pattern_blocks(obs, rows, layout, phi_cache):
+                weighted = phi @ W
+                if not ok.all():
+                    weighted.reshape(len(block_rows), n_init, n_comp)[:, ~ok] = np.nan
+                if want_log_prob:
+                    log_prob[:, block_rows] = np.transpose(
+                        weighted.reshape(len(block_rows), n_init, n_comp), (1, 0, 2)
+                    )
+                log_norm, resp = normalise_log_probs(weighted, n_comp, want_stats)
+                loglik += log_norm.sum(0)
+                if want_samples:
+                    samples[:, block_rows] = log_norm.T
+                if want_stats:
+                    acc += phi.T @ resp
+            if want_stats:
+                self._accumulate(acc, obs, miss, means, full, cov_oo, nk, first, second)
+        out = {"loglik": loglik}
+        if want_stats:
+            out["stats"] = (nk, first, _typed_second(second, covariance_type))
+        if want_log_prob:
+            out["weighted_log_prob"] = log_prob
+        if want_samples:
+            out["sample_loglik"] = samples
+        return out
+
+    @staticmethod
+    def _accumulate(acc, obs, miss, means, full, cov_oo, nk, first, second):
+        """Add one pattern's expected complete-data statistics.
+
+        With ``B = Sigma_mo Sigma_oo^-1`` and ``c = mu_m - B mu_o`` the conditional mean of the
+        missing block is ``c + B x_o`` and its conditional covariance
+        ``C = Sigma_mm - B Sigma_om``; the sums over rows then follow from the observed-block
+        sums ``n_p``, ``s_o = sum r x_o`` and ``S_oo = sum r x_o x_o^T``.
+        """
+        n_init, n_comp, d = means.shape
+        n_obs = obs.size
+        acc_nk = acc[0].reshape(n_init, n_comp)
+        s_o = acc[1 : 1 + n_obs].T.reshape(n_init, n_comp, n_obs)
+        s_oo = unpack_second_moments(acc[1 + n_obs :].T.reshape(n_init, n_comp, -1), n_obs)
+        nk += acc_nk
+        first[..., obs] += s_o
+        second[..., obs[:, None], obs] += s_oo
+        if miss.size == 0:
+            return
+        cov_mo = full[:, :, miss[:, None], obs]
+        cov_mm = full[:, :, miss[:, None], miss]
+        lower = np.linalg.cholesky(cov_oo)
+        # B^T = Sigma_oo^-1 Sigma_om via two triangular solves
+        half = linalg.solve_triangular(lower, np.swapaxes(cov_mo, -1, -2), lower=True,
+                                       check_finite=False)
+        b_t = linalg.solve_triangular(np.swapaxes(lower, -1, -2), half, lower=False,
+                                      check_finite=False)
+        gain = np.swapaxes(b_t, -1, -2)  # (I, K, m, o)
+        offset = means[..., miss] - np.einsum("ikmo,iko->ikm", gain, means[..., obs])
+        gain_s = np.einsum("ikmo,iko->ikm", gain, s_o)
+        cond_cov = cov_mm - gain @ np.swapaxes(cov_mo, -1, -2)
+        first[..., miss] += acc_nk[..., None] * offset + gain_s
+        cross = np.einsum("ikm,iko->ikmo", offset, s_o) + gain @ s_oo
+        second[..., miss[:, None], obs] += cross
+        second[..., obs[:, None], miss] += np.swapaxes(cross, -1, -2)
+        mm = (
+            acc_nk[..., None, None] * (np.einsum("ikm,ikl->ikml", offset, offset) + cond_cov)
+            + np.einsum("ikm,ikl->ikml", offset, gain_s)
+            + np.einsum("ikm,ikl->ikml", gain_s, offset)
+            + gain @ s_oo @ np.swapaxes(gain, -1, -2)
+        )
+        second[..., miss[:, None], miss] += mm
+
+    def statistics_from_resp(self, resp, means, covariances, covariance_type=None):
+        """Expected complete-data statistics for given responsibilities ``resp`` (I, n, K),
+        with conditional expectations under ``means``/``covariances`` (centred)."""
+        covariance_type = covariance_type or self.covariance_type
+        n_init, n_comp, d = means.shape
+        full = any_to_full(covariances, covariance_type, n_comp, d)
+        nk = np.zeros((n_init, n_comp))
+        first = np.zeros((n_init, n_comp, d))
+        second = np.zeros((n_init, n_comp, d, d))
+        for obs, rows, layout, phi_cache in self.patterns:
+            miss = np.setdiff1d(np.arange(d), obs)
+            cov_oo = full[:, :, obs[:, None], obs]
+            acc = np.zeros((layout.n_columns, n_init * n_comp))
+            for block_rows, phi in self._pattern_blocks(obs, rows, layout, phi_cache):
+                flat = np.transpose(resp[:, block_rows], (1, 0, 2)).reshape(len(block_rows), -1)
+                acc += phi.T @ flat
+            self._accumulate(acc, obs, miss, means, full, cov_oo, nk, first, second)
+        return nk, first, _typed_second(second, covariance_type)
+
+    def conditional_expectation(self, means, covariances, resp, covariance_type=None):
+        """E[x_missing | x_observed] under the mixture, for every row: (I, n, d).
+
+        ``resp`` (I, n, K) are the posterior component probabilities of each row.
+        """
+        covariance_type = covariance_type or self.covariance_type
+        n_init, n_comp, d = means.shape
+        full = any_to_full(covariances, covariance_type, n_comp, d)
+        filled = np.broadcast_to(self.X, (n_init,) + self.X.shape).copy()
+        for obs, rows, _, _ in self.patterns:
+            miss = np.setdiff1d(np.arange(d), obs)
+            if miss.size == 0:
+                continue
+            cond = conditional_means(self.X[np.ix_(rows, obs)], obs, miss, means, full)
+            filled[:, rows[:, None], miss] = np.einsum("ink,iknm->inm", resp[:, rows], cond)
+        return filled
+
+
+def conditional_means(x_obs, obs, miss, means, full):
+    """Per-component conditional means of the missing block: (I, K, n, m)."""
+    cov_oo = full[:, :, obs[:, None], obs]
+    cov_mo = full[:, :, miss[:, None], obs]
+    lower = np.linalg.cholesky(cov_oo)
+    diff = x_obs[None, None] - means[..., None, obs]  # (I, K, n, o)
+    half = linalg.solve_triangular(lower, np.swapaxes(diff, -1, -2), lower=True,
+                                   check_finite=False)
+    solved = linalg.solve_triangular(np.swapaxes(lower, -1, -2), half, lower=False,
+                                     check_finite=False)  # (I, K, o, n)
+    return means[..., None, miss] + np.swapaxes(cov_mo @ solved, -1, -2)
+
+
+def make_engine(X, covariance_type, block_size=DEFAULT_BLOCK_SIZE,
+                cache_bytes=DEFAULT_CACHE_BYTES, force_missing=False):
+    """The complete-data engine for data without NaN, the missing-data engine otherwise."""
+    if force_missing or np.isnan(X).any():
+        return MissingDataEngine(X, covariance_type, block_size, cache_bytes)
+    return CompleteDataEngine(X, covariance_type, block_size, cache_bytes)
+
+
+def run_estep(engine, log_weights, means, covariances, prec_chol, **kwargs):
+    """Dispatch an E-step to either engine (complete data takes factors, missing takes
+    covariances)."""
+    if isinstance(engine, MissingDataEngine):
+        return engine.estep(log_weights, means, covariances, **kwargs)
+    return engine.estep(log_weights, means, prec_chol, **kwargs)
+
+
+def log_gaussian_density(X, means, covariances, covariance_type):
+    """log N(x_n | mu_ik, Sigma_ik) for every start, sample and component: (I, n, K).
+
+    NaN entries of ``X`` are marginalised out (the observed-block marginal); a row with
+    nothing observed gets 0. This is the emission kernel shared with the HMM.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array
+    means : (I, K, d) array
+    covariances : covariances of ``covariance_type`` with the init dimension first
+    """
+    X = np.asarray(X, dtype=float)
+    n_init, n_comp, _ = means.shape
+    empty = np.isnan(X).all(axis=1)
+    out = np.zeros((n_init, X.shape[0], n_comp))
+    keep = ~empty
+    if not keep.any():
+        return out
+    engine = make_engine(X[keep], covariance_type)
+    zeros = np.zeros((n_init, n_comp))
+    prec_chol, _ = precision_cholesky(covariances, covariance_type)
+    result = run_estep(engine, zeros, means, covariances, prec_chol, want_stats=False,
+                       want_log_prob=True)
+    out[:, keep] = result["weighted_log_prob"]
+    return out
