@@ -406,3 +406,59 @@ def log_gaussian_density(X, means, covariances, covariance_type):
                        want_log_prob=True)
     out[:, keep] = result["weighted_log_prob"]
     return out
+
+
+def impute_mixture(X, weights, means, covariances, covariance_type, *, n_draws=0, rng=None):
+    """Fill the NaN entries of ``X`` under a fitted mixture (a single start).
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array; NaN marks a missing entry
+    weights : (K,) array, means : (K, d) array, covariances of ``covariance_type`` without
+        the init dimension
+    n_draws : int
+        0: return the conditional expectation ``E[x_m | x_o]`` (n, d). Otherwise return
+        ``n_draws`` random draws from ``p(x_m | x_o)`` (n_draws, n, d) for multiple
+        imputation: first a component from its posterior, then the missing block from that
+        component's conditional normal.
+    """
+    X = np.asarray(X, dtype=float)
+    n, d = X.shape
+    n_comp = weights.shape[0]
+    full = any_to_full(covariances[None], covariance_type, n_comp, d)[0]
+    out_shape = (n_draws,) if n_draws else ()
+    filled = np.broadcast_to(X, out_shape + X.shape).copy()
+    log_weights = np.log(weights)
+    for obs, rows in missing_patterns(X):
+        miss = np.setdiff1d(np.arange(d), obs)
+        if miss.size == 0:
+            continue
+        if obs.size:
+            x_obs = X[np.ix_(rows, obs)]
+            sub_cov = full[:, obs[:, None], obs][None]
+            log_prob = log_gaussian_density(x_obs, means[None][..., obs], sub_cov, "full")[0]
+            cond = conditional_means(x_obs, obs, miss, means[None], full[None])[0]  # (K, n, m)
+            cov_oo = full[:, obs[:, None], obs]
+            cov_mo = full[:, miss[:, None], obs]
+            gain_t = np.linalg.solve(cov_oo, np.swapaxes(cov_mo, -1, -2))
+            cond_cov = full[:, miss[:, None], miss] - cov_mo @ gain_t
+        else:
+            log_prob = np.zeros((rows.size, n_comp))
+            cond = np.broadcast_to(means[:, None, miss], (n_comp, rows.size, miss.size))
+            cond_cov = full[:, miss[:, None], miss]
+        log_post = log_prob + log_weights
+        log_post -= log_post.max(axis=1, keepdims=True)
+        post = np.exp(log_post)
+        post /= post.sum(axis=1, keepdims=True)  # (n_p, K)
+        if not n_draws:
+            filled[np.ix_(rows, miss)] = np.einsum("nk,knm->nm", post, cond)
+            continue
+        cum = np.cumsum(post, axis=1)
+        uniform = rng.random((n_draws, rows.size, 1))
+        comp = np.minimum((uniform > cum[None]).sum(axis=2), n_comp - 1)  # (n_draws, n_p)
+        lower = np.linalg.cholesky(cond_cov)  # (K, m, m)
+        noise = rng.standard_normal((n_draws, rows.size, miss.size))
+        chosen_mean = cond[comp, np.arange(rows.size)[None, :]]  # (n_draws, n_p, m)
+        draws = chosen_mean + np.einsum("dnml,dnl->dnm", lower[comp], noise)
+        filled[:, rows[:, None], miss] = draws
+    return filled

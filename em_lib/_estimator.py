@@ -1,0 +1,164 @@
+"""Estimator plumbing shared by GaussianMixture and GaussianHMM: parameters, validation, seeds.
+
+scikit-learn is not a runtime dependency: ``get_params``/``set_params`` follow its protocol
+here, and ``__sklearn_tags__`` imports scikit-learn lazily (only its own tooling calls it).
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+
+import numpy as np
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a method needs a fitted estimator (scikit-learn's convention)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """The best start did not meet the convergence tolerance within max_iter iterations."""
+
+
+class EstimatorMixin:
+    """get_params / set_params / repr in the scikit-learn style."""
+
+    _estimator_type = "density_estimator"
+
+    @classmethod
+    def _get_param_names(cls):
+        signature = inspect.signature(cls.__init__)
+        return sorted(
+            name for name, p in signature.parameters.items()
+            if name != "self" and p.kind != p.VAR_KEYWORD
+        )
+
+    def get_params(self, deep=True):
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        valid = self._get_param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(
+                    f"invalid parameter {key!r} for {type(self).__name__}; valid: {valid}"
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self):
+        signature = inspect.signature(type(self).__init__)
+        parts = []
+        for name, param in signature.parameters.items():
+            if name == "self":
+                continue
+            value = getattr(self, name)
+            default = param.default
+            same = value is default or (
+                not isinstance(value, np.ndarray) and not isinstance(default, np.ndarray)
+                and value == default
+            )
+            if not same:
+                parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "n_features_in_")
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="density_estimator",
+            target_tags=TargetTags(required=False),
+            input_tags=InputTags(allow_nan=True),
+        )
+
+    def _check_fitted(self):
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+
+def make_rng(random_state) -> np.random.Generator:
+    """A Generator from None (fresh OS entropy: not reproducible), an int, a SeedSequence, a
+    Generator or a legacy RandomState."""
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.SeedSequence):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be non-negative, got {random_state}")
+        return np.random.default_rng(int(random_state))
+    raise ValueError(
+        f"random_state must be None, an int, a SeedSequence or a Generator, got {random_state!r}"
+    )
+
+
+def validate_X(X, *, name="X", allow_nan=True, min_samples=1, n_features=None,
+               estimator_name="estimator"):
+    """Convert to a float64 2-D array and check it, with messages that name the problem."""
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name} is a sparse matrix; em_lib needs a dense array")
+    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):
+        X = X.to_numpy()
+    array = np.asarray(X)
+    if np.iscomplexobj(array):
+        raise ValueError(f"Complex data not supported: {name} has dtype {array.dtype}")
+    if array.dtype.kind in "OUSV":
+        try:
+            array = array.astype(float)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} contains non-numeric values ({err})") from None
+    if array.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array for {name}, got {array.ndim}D array instead (shape "
+            f"{array.shape}); reshape with X.reshape(-1, 1) for a single feature or "
+            "X.reshape(1, -1) for a single sample"
+        )
+    if array.shape[0] < max(min_samples, 1):
+        raise ValueError(
+            f"Found array with {array.shape[0]} sample(s) (shape={array.shape}) while a "
+            f"minimum of {max(min_samples, 1)} is required."
+        )
+    if array.shape[1] < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is "
+            "required."
+        )
+    try:
+        array = np.array(array, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} contains non-numeric values ({err})") from None
+    if np.isinf(array).any():
+        row, col = np.argwhere(np.isinf(array))[0]
+        raise ValueError(f"{name} contains infinity (first at row {row}, column {col})")
+    nan = np.isnan(array)
+    if not allow_nan and nan.any():
+        row, col = np.argwhere(nan)[0]
+        raise ValueError(f"{name} contains NaN (first at row {row}, column {col})")
+    if n_features is not None and array.shape[1] != n_features:
+        raise ValueError(
+            f"X has {array.shape[1]} features, but {estimator_name} is expecting "
+            f"{n_features} features as input."
+        )
+    return array
+
+
+def check_positive_int(value, name, minimum=1):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_nonnegative(value, name):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)

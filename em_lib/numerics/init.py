@@ -1,0 +1,211 @@
+"""Batched initialisation of Gaussian-mixture starts.
+
+Every strategy draws from an explicitly passed ``numpy.random.Generator`` and produces the
+starting parameters of all ``n_init`` starts at once:
+
+``"kmeans"``
+    k-means++ seeding (greedy, ``2 + log K`` candidates per step) followed by Lloyd steps until
+    the assignment stops changing (at most ``kmeans_iter``); parameters from the partition.
+``"k-means++"``
+    k-means++ seeding only; each row assigned to its nearest seed.
+``"random"``
+    random responsibilities (uniform, normalised per row), as scikit-learn's ``"random"``.
+``"random_from_data"``
+    ``K`` distinct random rows as centres, each row assigned to its nearest centre.
+``"hierarchical"``
+    Ward agglomerative clustering (the model-based hierarchical clustering of the spherical
+    equal-volume model, mclust's style of start) of the data, or of a random subsample of
+    ``hierarchical_max_rows`` rows, cut at ``K`` clusters; deterministic for small data.
+``"short-em"``
+    Biernacki, Celeux & Govaert (2003): ``short_em_runs`` short EM runs (``short_em_iter``
+    iterations) from k-means++ starts per start; the best short run becomes the start.
+``"auto"`` (the default of :class:`em_lib.GaussianMixture`)
+    start 0 from ``"hierarchical"``, the others from ``"kmeans"``: the hierarchical start
+    reproduces the kind of start R's mclust relies on, while the k-means starts explore
+    other optima; the best of both is kept.
+
+Missing entries are replaced by column means for the purpose of initialisation only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .covariance import check_covariance_type
+from .gaussian import CompleteDataEngine
+from .mixture_em import mstep
+
+INIT_METHODS = ("auto", "kmeans", "k-means++", "random", "random_from_data", "hierarchical",
+                "short-em")
+
+
+def check_init(method: str) -> str:
+    if method not in INIT_METHODS:
+        raise ValueError(f"init_params must be one of {list(INIT_METHODS)}, got {method!r}")
+    return method
+
+
+def _squared_distances(X, sq_norms, centers):
+    """|x_n - c_ik|^2 for X (n, d) and centers (I, K, d): (n, I, K)."""
+    n_init, n_comp, d = centers.shape
+    flat = centers.reshape(-1, d)
+    dist = sq_norms[:, None] - 2 * (X @ flat.T) + np.einsum("cd,cd->c", flat, flat)[None]
+    np.maximum(dist, 0, out=dist)
+    return dist.reshape(X.shape[0], n_init, n_comp)
+
+
+def kmeans_plusplus(X, n_components, n_init, rng, n_trials=None):
+    """Greedy k-means++ seeds for every start: (I, K, d)."""
+    n, d = X.shape
+    n_trials = n_trials or 2 + int(np.log(n_components))
+    sq_norms = np.einsum("nd,nd->n", X, X)
+    centers = np.empty((n_init, n_components, d))
+    first = rng.integers(n, size=n_init)
+    centers[:, 0] = X[first]
+    closest = _squared_distances(X, sq_norms, centers[:, :1])[:, :, 0].T  # (I, n)
+    for comp in range(1, n_components):  # seeding is sequential by nature
+        cumulative = np.cumsum(closest, axis=1)
+        totals = cumulative[:, -1]
+        draws = rng.random((n_init, n_trials)) * totals[:, None]
+        cand = np.empty((n_init, n_trials), dtype=int)
+        for trial in range(n_trials):
+            cand[:, trial] = np.minimum(
+                (cumulative < draws[:, trial : trial + 1]).sum(axis=1), n - 1
+            )
+        cand_points = X[cand]  # (I, T, d)
+        cand_dist = _squared_distances(X, sq_norms, cand_points)  # (n, I, T)
+        merged = np.minimum(closest.T[:, :, None], cand_dist)
+        potential = merged.sum(axis=0)  # (I, T)
+        best = np.argmin(potential, axis=1)
+        centers[:, comp] = cand_points[np.arange(n_init), best]
+        closest = merged[:, np.arange(n_init), best].T
+    return centers
+
+
+def assign(X, centers):
+    """Nearest-centre labels (I, n)."""
+    sq_norms = np.einsum("nd,nd->n", X, X)
+    return np.argmin(_squared_distances(X, sq_norms, centers), axis=2).T
+
+
+def lloyd(X, centers, max_iter):
+    """Batched Lloyd iterations; empty clusters keep their previous centre."""
+    n_init, n_comp, d = centers.shape
+    centers = centers.copy()
+    labels = assign(X, centers)
+    for _ in range(max_iter):
+        onehot_sums = partition_sums(np.column_stack([np.ones(len(X)), X]), labels, n_comp)
+        counts, sums = onehot_sums[..., 0], onehot_sums[..., 1:]
+        nonempty = counts > 0
+        centers[nonempty] = sums[nonempty] / counts[nonempty][:, None]
+        new_labels = assign(X, centers)
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+    return labels
+
+
+def hierarchical_labels(X, n_components, rng, max_rows=2000):
+    """Ward clustering cut at K clusters; rows outside the subsample go to the nearest centre."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    n = X.shape[0]
+    rows = np.arange(n) if n <= max_rows else np.sort(rng.choice(n, max_rows, replace=False))
+    tree = linkage(X[rows], method="ward")
+    cut = fcluster(tree, t=n_components, criterion="maxclust") - 1
+    n_found = cut.max() + 1
+    centers = np.stack([X[rows][cut == c].mean(axis=0) for c in range(n_found)])
+    if n_found < n_components:  # ties: pad with the points farthest from their centre
+        far = np.argsort(-((X[rows] - centers[cut]) ** 2).sum(axis=1))
+        centers = np.concatenate([centers, X[rows][far[: n_components - n_found]]])
+    return assign(X, centers[None])[0]
+
+
+def partition_sums(features, labels, n_components, block_size=4096):
+    """Per-start, per-cluster column sums of ``features`` (n, f) for hard partitions
+    ``labels`` (I, n): (I, K, f), as one-hot matrix products in blocks of rows."""
+    n_init, n = labels.shape
+    offsets = (np.arange(n_init) * n_components)[None, :]
+    total = np.zeros((n_init * n_components, features.shape[1]))
+    for start in range(0, n, block_size):
+        stop = min(start + block_size, n)
+        onehot = np.zeros((stop - start, n_init * n_components))
+        rows = np.arange(stop - start)[:, None]
+        onehot[rows, labels[:, start:stop].T + offsets] = 1.0
+        total += onehot.T @ features[start:stop]
+    return total.reshape(n_init, n_components, -1)
+
+
+def labels_to_resp_stats(engine: CompleteDataEngine, labels, n_components):
+    """Weighted statistics ``(nk, first, second)`` of hard partitions (I, n)."""
+    from .covariance import second_order_features
+
+    phi = second_order_features(engine.X, engine.layout)
+    acc = partition_sums(phi, labels, n_components)  # (I, K, columns)
+    n_init = labels.shape[0]
+    return engine._unpack(acc.reshape(n_init * n_components, -1).T, n_init, n_components,
+                          engine.X.shape[1])
+
+
+def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *, reg_covar=1e-6,
+                       prior=None, kmeans_iter=20, hierarchical_max_rows=2000,
+                       short_em_runs=10, short_em_iter=5):
+    """Starting weights, means and covariances for ``n_init`` starts.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array; NaN allowed (mean-imputed for initialisation)
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    weights : (I, K), means : (I, K, d), covariances of ``covariance_type``
+    """
+    check_covariance_type(covariance_type)
+    check_init(method)
+    X = np.asarray(X, dtype=float)
+    X = X[~np.isnan(X).all(axis=1)]
+    if np.isnan(X).any():
+        X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+    center = X.mean(axis=0)
+    Xc = X - center
+    n, d = X.shape
+    engine = CompleteDataEngine(Xc, covariance_type)
+
+    if method == "short-em":
+        from .mixture_em import fit_mixture_em
+
+        n_runs = n_init * short_em_runs
+        w0, m0, c0 = initial_parameters(X, n_components, covariance_type, n_runs, "k-means++",
+                                        rng, reg_covar=reg_covar, prior=prior)
+        short = fit_mixture_em(X, w0, m0, c0, covariance_type, tol=0.0, max_iter=short_em_iter,
+                               reg_covar=reg_covar, prior=prior)
+        score = np.where(short.failed, -np.inf, short.objective).reshape(n_init, short_em_runs)
+        chosen = np.arange(n_init) * short_em_runs + np.argmax(score, axis=1)
+        return short.weights[chosen], short.means[chosen], short.covariances[chosen]
+
+    if method == "random":
+        resp = rng.uniform(size=(n_init, n, n_components))
+        resp /= resp.sum(axis=2, keepdims=True)
+        stats = engine.statistics_from_resp(resp)
+    else:
+        if method == "auto":
+            labels = np.empty((n_init, n), dtype=int)
+            labels[0] = hierarchical_labels(Xc, n_components, rng, hierarchical_max_rows)
+            if n_init > 1:
+                seeds = kmeans_plusplus(Xc, n_components, n_init - 1, rng)
+                labels[1:] = lloyd(Xc, seeds, kmeans_iter)
+        elif method == "hierarchical":
+            labels = np.tile(hierarchical_labels(Xc, n_components, rng, hierarchical_max_rows),
+                             (n_init, 1))
+        elif method == "kmeans":
+            labels = lloyd(Xc, kmeans_plusplus(Xc, n_components, n_init, rng), kmeans_iter)
+        elif method == "k-means++":
+            labels = assign(Xc, kmeans_plusplus(Xc, n_components, n_init, rng))
+        else:  # random_from_data
+            picks = np.argsort(rng.random((n_init, n)), axis=1)[:, :n_components]
+            labels = assign(Xc, Xc[picks])
+        stats = labels_to_resp_stats(engine, labels, n_components)
+    prior_c = prior.shifted(center) if prior is not None else None
+    weights, means, covariances = mstep(stats, covariance_type, reg_covar, prior_c)
+    return weights, means + center, covariances
