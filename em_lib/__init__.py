@@ -6,7 +6,8 @@ Gaussian hidden Markov models, with every initialisation fitted at once in one b
 
 __version__ = "0.1.0"
 
+from .hmm import GaussianHMM  # noqa: E402
 from .mixture import GaussianMixture  # noqa: E402
 from .numerics.mixture_em import MixtureFit, fit_mixture_em  # noqa: E402
 
-__all__ = ["GaussianMixture", "MixtureFit", "fit_mixture_em", "__version__"]
+__all__ = ["GaussianHMM", "GaussianMixture", "MixtureFit", "fit_mixture_em", "__version__"]

@@ -8,12 +8,33 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import sys
 
 import numpy as np
 
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when a method needs a fitted estimator (scikit-learn's convention)."""
+
+
+_SKLEARN_COMPATIBLE = {}
+
+
+def _not_fitted_error_class():
+    """Our NotFittedError, also a subclass of scikit-learn's when scikit-learn is loaded (its
+    tooling checks for its own class); scikit-learn is never imported here."""
+    sk_exceptions = sys.modules.get("sklearn.exceptions")
+    if sk_exceptions is None:
+        return NotFittedError
+    if "cls" not in _SKLEARN_COMPATIBLE:
+        _SKLEARN_COMPATIBLE["cls"] = type(
+            "NotFittedError", (NotFittedError, sk_exceptions.NotFittedError), {}
+        )
+    return _SKLEARN_COMPATIBLE["cls"]
+
+
+class NonNumericError(ValueError, TypeError):
+    """X holds values that are not numbers (a ValueError; also a TypeError as numpy raises)."""
 
 
 class ConvergenceWarning(UserWarning):
@@ -76,7 +97,7 @@ class EstimatorMixin:
 
     def _check_fitted(self):
         if not self.__sklearn_is_fitted__():
-            raise NotFittedError(
+            raise _not_fitted_error_class()(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )
@@ -116,11 +137,11 @@ def validate_X(X, *, name="X", allow_nan=True, min_samples=1, n_features=None,
         try:
             array = array.astype(float)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{name} contains non-numeric values ({err})") from None
+            raise NonNumericError(f"{name} contains non-numeric values ({err})") from None
     if array.ndim != 2:
         raise ValueError(
             f"Expected 2D array for {name}, got {array.ndim}D array instead (shape "
-            f"{array.shape}); reshape with X.reshape(-1, 1) for a single feature or "
+            f"{array.shape}). Reshape your data with X.reshape(-1, 1) for a single feature or "
             "X.reshape(1, -1) for a single sample"
         )
     if array.shape[0] < max(min_samples, 1):
@@ -136,7 +157,7 @@ def validate_X(X, *, name="X", allow_nan=True, min_samples=1, n_features=None,
     try:
         array = np.array(array, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} contains non-numeric values ({err})") from None
+        raise NonNumericError(f"{name} contains non-numeric values ({err})") from None
     if np.isinf(array).any():
         row, col = np.argwhere(np.isinf(array))[0]
         raise ValueError(f"{name} contains infinity (first at row {row}, column {col})")

@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
@@ -124,6 +123,22 @@ def _cholesky_batched(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return factors.reshape(safe.shape), flat_ok.reshape(batch_shape)
 
 
+def triangular_inverse(factor: np.ndarray) -> np.ndarray:
+    """Inverse of a batch of triangular (Cholesky) factors (..., d, d).
+
+    numpy's batched solver runs as one gufunc call; scipy's ``solve_triangular`` loops over
+    the batch in Python, which costs milliseconds per matrix with a threaded BLAS.
+    """
+    eye = np.broadcast_to(np.eye(factor.shape[-1]), factor.shape)
+    return np.linalg.solve(factor, eye)
+
+
+def cholesky_solve(lower: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``(L L^T) x = rhs`` for batches of lower Cholesky factors ``L``."""
+    half = np.linalg.solve(lower, rhs)
+    return np.linalg.solve(np.swapaxes(lower, -1, -2), half)
+
+
 def precision_cholesky(covariances: np.ndarray, covariance_type: str):
     """Precision Cholesky factors of a batch of covariances.
 
@@ -144,9 +159,7 @@ def precision_cholesky(covariances: np.ndarray, covariance_type: str):
     check_covariance_type(covariance_type)
     if covariance_type in ("full", "tied"):
         lower, ok = _cholesky_batched(covariances)
-        eye = np.broadcast_to(np.eye(covariances.shape[-1]), lower.shape)
-        inv_lower = linalg.solve_triangular(lower, eye, lower=True, check_finite=False)
-        prec = np.swapaxes(inv_lower, -1, -2)
+        prec = np.swapaxes(triangular_inverse(lower), -1, -2)
         ok_start = ok if covariance_type == "tied" else ok.all(axis=-1)
         return prec, ok_start
     positive = np.isfinite(covariances) & (covariances > 0)
@@ -154,6 +167,27 @@ def precision_cholesky(covariances: np.ndarray, covariance_type: str):
     prec = 1.0 / np.sqrt(safe)
     axes = tuple(range(1, covariances.ndim))
     return prec, positive.all(axis=axes)
+
+
+def collapsed_starts(prec_chol, covariance_type, feature_variances, relative=1e-12):
+    """Starts with a component variance below ``relative`` times the data's variance.
+
+    The squared diagonal of the covariance's Cholesky factor (``1 / diag(U)^2``) is each
+    feature's variance given the preceding ones; a value below ``relative * var(x_j)`` means
+    the component has shrunk onto a point or a lower-dimensional subspace (a likelihood
+    singularity). Returns a bool array (I,).
+    """
+    if covariance_type in ("full", "tied"):
+        conditional = 1.0 / np.diagonal(prec_chol, axis1=-2, axis2=-1) ** 2
+        floor = relative * feature_variances
+    elif covariance_type == "diag":
+        conditional = 1.0 / prec_chol**2
+        floor = relative * feature_variances
+    else:
+        conditional = 1.0 / prec_chol**2
+        floor = relative * feature_variances.mean()
+    small = conditional < floor
+    return small.reshape(small.shape[0], -1).any(axis=1)
 
 
 def log_det_precision_cholesky(prec_chol: np.ndarray, covariance_type: str, n_features: int):
@@ -168,9 +202,8 @@ def log_det_precision_cholesky(prec_chol: np.ndarray, covariance_type: str, n_fe
 def covariances_from_precision_cholesky(prec_chol: np.ndarray, covariance_type: str):
     """Inverse of :func:`precision_cholesky` (for user-given ``precisions_init``)."""
     if covariance_type in ("full", "tied"):
-        eye = np.broadcast_to(np.eye(prec_chol.shape[-1]), prec_chol.shape)
         # cov = (U U^T)^-1 = U^-T U^-1, with U upper triangular
-        inv_upper = linalg.solve_triangular(prec_chol, eye, lower=False, check_finite=False)
+        inv_upper = triangular_inverse(prec_chol)
         return np.swapaxes(inv_upper, -1, -2) @ inv_upper
     return 1.0 / prec_chol**2
 

@@ -18,11 +18,11 @@ type's second moments: (I, K, d, d) for full and tied, (I, K, d) for diag, (I, K
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 
 from .covariance import (
     FeatureLayout,
     any_to_full,
+    cholesky_solve,
     estep_weight_matrix,
     precision_cholesky,
     second_order_features,
@@ -294,10 +294,7 @@ class MissingDataEngine:
         cov_mm = full[:, :, miss[:, None], miss]
         lower = np.linalg.cholesky(cov_oo)
         # B^T = Sigma_oo^-1 Sigma_om via two triangular solves
-        half = linalg.solve_triangular(lower, np.swapaxes(cov_mo, -1, -2), lower=True,
-                                       check_finite=False)
-        b_t = linalg.solve_triangular(np.swapaxes(lower, -1, -2), half, lower=False,
-                                      check_finite=False)
+        b_t = cholesky_solve(lower, np.swapaxes(cov_mo, -1, -2))
         gain = np.swapaxes(b_t, -1, -2)  # (I, K, m, o)
         offset = means[..., miss] - np.einsum("ikmo,iko->ikm", gain, means[..., obs])
         gain_s = np.einsum("ikmo,iko->ikm", gain, s_o)
@@ -357,10 +354,7 @@ def conditional_means(x_obs, obs, miss, means, full):
     cov_mo = full[:, :, miss[:, None], obs]
     lower = np.linalg.cholesky(cov_oo)
     diff = x_obs[None, None] - means[..., None, obs]  # (I, K, n, o)
-    half = linalg.solve_triangular(lower, np.swapaxes(diff, -1, -2), lower=True,
-                                   check_finite=False)
-    solved = linalg.solve_triangular(np.swapaxes(lower, -1, -2), half, lower=False,
-                                     check_finite=False)  # (I, K, o, n)
+    solved = cholesky_solve(lower, np.swapaxes(diff, -1, -2))  # (I, K, o, n)
     return means[..., None, miss] + np.swapaxes(cov_mo @ solved, -1, -2)
 
 
@@ -440,7 +434,7 @@ def impute_mixture(X, weights, means, covariances, covariance_type, *, n_draws=0
             cond = conditional_means(x_obs, obs, miss, means[None], full[None])[0]  # (K, n, m)
             cov_oo = full[:, obs[:, None], obs]
             cov_mo = full[:, miss[:, None], obs]
-            gain_t = np.linalg.solve(cov_oo, np.swapaxes(cov_mo, -1, -2))
+            gain_t = cholesky_solve(np.linalg.cholesky(cov_oo), np.swapaxes(cov_mo, -1, -2))
             cond_cov = full[:, miss[:, None], miss] - cov_mo @ gain_t
         else:
             log_prob = np.zeros((rows.size, n_comp))

@@ -110,6 +110,8 @@ def hierarchical_labels(X, n_components, rng, max_rows=2000):
     from scipy.cluster.hierarchy import fcluster, linkage
 
     n = X.shape[0]
+    if n_components == 1 or n < 2:
+        return np.zeros(n, dtype=int)
     rows = np.arange(n) if n <= max_rows else np.sort(rng.choice(n, max_rows, replace=False))
     tree = linkage(X[rows], method="ward")
     cut = fcluster(tree, t=n_components, criterion="maxclust") - 1

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .covariance import check_covariance_type, precision_cholesky
+from .covariance import check_covariance_type, collapsed_starts, precision_cholesky
 from .gaussian import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_CACHE_BYTES,
@@ -235,6 +235,7 @@ def fit_mixture_em(
     Xc = X - center
     engine = make_engine(Xc, covariance_type, block_size, cache_bytes, force_missing)
     prior_c = prior.shifted(center) if prior is not None else None
+    feature_variances = np.nanvar(Xc, axis=0)
 
     weights = np.array(weights, dtype=float)
     means = np.array(means, dtype=float) - center
@@ -288,6 +289,7 @@ def fit_mixture_em(
             & np.isfinite(new_cov.reshape(len(idx), -1)).all(axis=1)
         )
         new_ok &= finite_params
+        new_ok &= ~collapsed_starts(new_pc, covariance_type, feature_variances)
         for start in idx[~new_ok]:
             failed[start] = True
             reason[start] = _failure_text(

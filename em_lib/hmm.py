@@ -1,0 +1,443 @@
+"""``GaussianHMM``: an hmmlearn-style estimator over the batched Baum-Welch core
+(:mod:`em_lib.numerics.hmm_em`)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ._estimator import (
+    ConvergenceWarning,
+    EstimatorMixin,
+    check_nonnegative,
+    check_positive_int,
+    validate_X,
+)
+from .numerics.covariance import any_to_full, check_covariance_type
+from .numerics.hmm_em import (
+    DECODERS,
+    ENGINES,
+    INIT_STRATEGIES,
+    as_generator,
+    check_sequences,
+    emission_log_prob,
+    fit_hmm_em,
+    forward_backward,
+    hmm_n_parameters,
+    information_criteria,
+    initial_hmm_parameters,
+    viterbi,
+)
+from .numerics.prior import ConjugatePrior, default_prior
+
+
+class GaussianHMM(EstimatorMixin):
+    """Hidden Markov model with Gaussian emissions, fitted by batched Baum-Welch.
+
+    Names follow ``hmmlearn.hmm.GaussianHMM``; all ``n_init`` starts are fitted at once and
+    the one with the highest final log-likelihood (penalised, with priors) is kept.
+
+    Parameters
+    ----------
+    n_components : int, default 1
+        Number of hidden states ``K``.
+    covariance_type : {"full", "diag", "spherical", "tied"}, default "diag"
+    n_iter : int, default 100
+        Maximum number of Baum-Welch iterations per start.
+    tol : float, default 1e-4
+        Convergence threshold on the absolute change of the *mean per-observed-step*
+        log-likelihood between iterations (hmmlearn: the total log-likelihood; use
+        ``tol = tol_hmmlearn / n_samples`` for the same rule).
+    n_init : int, default 10
+        Number of starts, all fitted in one batched run.
+    init : {"gmm", "random"}, default "gmm"
+        Strategy for the parameters named in ``init_params``; see
+        :func:`em_lib.numerics.hmm_em.initial_hmm_parameters` ("gmm": em_lib's Gaussian
+        mixture fitted on the pooled data, transitions from its consecutive posteriors).
+    init_params : str, default "stmc"
+        Parameters initialised by ``init`` (s: startprob, t: transmat, m: means,
+        c: covariances). Those left out are taken from ``startprob_``, ``transmat_``,
+        ``means_`` and ``covars_`` set by the user before ``fit`` (shape of one model, or
+        with a leading ``n_init`` axis for one value per start).
+    params : str, default "stmc"
+        Parameters updated by Baum-Welch; means and covariances only together.
+    reg_covar : float, default 1e-6
+        Added to the covariance diagonals in every M-step (scikit-learn's convention).
+    prior : None, "default" or ConjugatePrior
+        MAP update of the emissions with the mixture core's conjugate prior.
+    startprob_prior, transmat_prior : float or array, default 1.0
+        Dirichlet concentrations; MAP update ``max(counts + alpha - 1, 0)`` normalised.
+        1.0 is no prior.
+    random_state : None, int, SeedSequence or Generator
+    algorithm : {"viterbi", "map"}, default "viterbi"
+        Decoder used by ``predict`` and ``decode``.
+    engine : {"auto", "numba", "numpy"}, default "auto"
+        Forward-backward engine (numba's compiled recursion, or the numpy reference).
+
+    Attributes
+    ----------
+    startprob_ : (K,) array
+    transmat_ : (K, K) array, ``transmat_[i, j] = P(s_{t+1} = j | s_t = i)``
+    means_ : (K, d) array
+    covars_ : (K, d, d) array
+        Always full matrices, like hmmlearn's ``covars_`` property; the setter takes the
+        covariance type's own shape ((K, d, d) full, (K, d) diag, (K,) spherical, (d, d)
+        tied), as hmmlearn's does.
+    covariances_ : the same covariances in the type's own shape
+    converged_ : bool
+    n_iter_ : int
+    starts_ : :class:`em_lib.numerics.hmm_em.HMMFit`
+        Per-start results: ``trace`` (mean per-step log-likelihood per iteration, NaN after
+        stopping), ``n_iter``, ``converged``, ``log_likelihood``, ``failed``,
+        ``failure_reason`` and the parameters of every start.
+    best_start_ : int
+    n_features_in_ : int
+
+    Notes
+    -----
+    Deliberate differences from hmmlearn:
+
+    * ``n_iter`` defaults to 100 (hmmlearn: 10, which often stops far from convergence), and
+      ``n_init`` starts are fitted (hmmlearn fits one);
+    * ``tol`` is on the mean per-observation log-likelihood (see above); ``converged_`` is
+      True only when the tolerance was met, never merely because ``n_iter`` was reached (a
+      :class:`~em_lib._estimator.ConvergenceWarning` is issued then, as by em_lib's
+      ``GaussianMixture``);
+    * the default initialisation fits a Gaussian mixture (hmmlearn: k-means means, the data
+      covariance and Dirichlet(1/K) random start/transition rows);
+    * the emission M-step adds ``reg_covar`` to the covariance diagonals (scikit-learn);
+      hmmlearn's ``min_covar`` (used at initialisation), ``covars_prior``/``covars_weight`` and
+      ``means_prior``/``means_weight`` are not offered; use ``prior`` for a conjugate prior;
+    * NaN entries are missing values: an all-NaN step has emission 1, a partially observed
+      step the marginal density of its observed features (exact EM);
+    * fitting requires every sequence to have at least 2 steps; scoring and decoding accept
+      sequences of length 1;
+    * ``decode(..., algorithm="map")`` returns the sum of the *log* maximal posteriors
+      (hmmlearn sums the posteriors themselves);
+    * ``score``, ``bic`` and ``aic`` count ``n`` as the steps with at least one observed
+      feature; ``bic``/``aic`` follow scikit-learn's sign (lower is better).
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        covariance_type="diag",
+        *,
+        n_iter=100,
+        tol=1e-4,
+        n_init=10,
+        init="gmm",
+        init_params="stmc",
+        params="stmc",
+        reg_covar=1e-6,
+        prior=None,
+        startprob_prior=1.0,
+        transmat_prior=1.0,
+        random_state=None,
+        algorithm="viterbi",
+        engine="auto",
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.n_iter = n_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init = init
+        self.init_params = init_params
+        self.params = params
+        self.reg_covar = reg_covar
+        self.prior = prior
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.random_state = random_state
+        self.algorithm = algorithm
+        self.engine = engine
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def covars_(self):
+        """Covariances as full (K, d, d) matrices (hmmlearn's convention)."""
+        typed = self._covars_
+        d = self.means_.shape[1]
+        return any_to_full(typed[None], self.covariance_type, self.n_components, d)[0]
+
+    @covars_.setter
+    def covars_(self, covars):
+        covars = np.array(covars, dtype=float, copy=True)
+        check_covariance_type(self.covariance_type)
+        k = self.n_components
+        ndim = {"full": 3, "diag": 2, "spherical": 1, "tied": 2}[self.covariance_type]
+        if covars.ndim not in (ndim, ndim + 1):
+            raise ValueError(
+                f"{self.covariance_type} covars_ must have {ndim} dimensions (one model) or "
+                f"{ndim + 1} (one per start), got shape {covars.shape}"
+            )
+        if self.covariance_type != "tied" and covars.shape[covars.ndim - ndim] != k:
+            raise ValueError(
+                f"covars_ must describe n_components={k} states, got shape {covars.shape}"
+            )
+        self._covars_ = covars
+
+    @property
+    def covariances_(self):
+        """Covariances in the covariance type's own shape."""
+        return self._covars_
+
+    def _check_parameters(self):
+        check_positive_int(self.n_components, "n_components")
+        check_covariance_type(self.covariance_type)
+        check_positive_int(self.n_iter, "n_iter")
+        check_nonnegative(self.tol, "tol")
+        check_positive_int(self.n_init, "n_init")
+        check_nonnegative(self.reg_covar, "reg_covar")
+        if self.init not in INIT_STRATEGIES:
+            raise ValueError(f"init must be one of {list(INIT_STRATEGIES)}, got {self.init!r}")
+        for name in ("init_params", "params"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or any(c not in "stmc" for c in value):
+                raise ValueError(f"{name} must be a string of letters from 'stmc', got {value!r}")
+        if self.algorithm not in DECODERS:
+            raise ValueError(f"algorithm must be one of {list(DECODERS)}, got {self.algorithm!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {list(ENGINES)}, got {self.engine!r}")
+        if not (
+            self.prior is None
+            or isinstance(self.prior, ConjugatePrior)
+            or (isinstance(self.prior, str) and self.prior == "default")
+        ):
+            raise ValueError(
+                f"prior must be None, 'default' or a ConjugatePrior, got {self.prior!r}"
+            )
+
+    def _validate(self, X, lengths, *, fitting):
+        name = type(self).__name__
+        n_features = None if fitting else self.n_features_in_
+        X = validate_X(X, estimator_name=name, n_features=n_features)
+        X, lengths, _ = check_sequences(X, lengths, min_length=2 if fitting else 1)
+        return X, lengths
+
+    def _user_value(self, letter, attribute, n_init, shape):
+        public = attribute.lstrip("_")
+        if not hasattr(self, attribute):
+            raise ValueError(
+                f"init_params={self.init_params!r} leaves out {letter!r}, so {public} must be "
+                "set before fit"
+            )
+        value = np.asarray(getattr(self, attribute), dtype=float)
+        if value.shape == shape:
+            return np.broadcast_to(value, (n_init,) + shape).copy()
+        if value.shape == (n_init,) + shape:
+            return value.copy()
+        raise ValueError(
+            f"{public} has shape {value.shape}; expected {shape} or {(n_init,) + shape}"
+        )
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, lengths=None):
+        """Fit all ``n_init`` starts by Baum-Welch and keep the best. Returns self."""
+        self._check_parameters()
+        X, lengths = self._validate(X, lengths, fitting=True)
+        k, ct, n_init = self.n_components, self.covariance_type, self.n_init
+        d = X.shape[1]
+        nan = np.isnan(X)
+        empty_columns = np.flatnonzero(nan.all(axis=0))
+        if empty_columns.size:
+            raise ValueError(
+                f"column(s) {empty_columns.tolist()} of X have no observed value; drop them"
+            )
+        n_used = int((~nan.all(axis=1)).sum())
+        if n_used < k:
+            raise ValueError(
+                f"Expected at least n_components = {k} observed time steps, got {n_used}"
+            )
+        start = {}
+        if self.init_params:
+            start = initial_hmm_parameters(
+                X,
+                lengths,
+                k,
+                ct,
+                n_init,
+                init=self.init,
+                random_state=self.random_state,
+                reg_covar=self.reg_covar,
+            )
+        shapes = {
+            "startprob": ("s", "startprob_", (k,)),
+            "transmat": ("t", "transmat_", (k, k)),
+            "means": ("m", "means_", (k, d)),
+            "covariances": (
+                "c",
+                "_covars_",
+                {"full": (k, d, d), "diag": (k, d), "spherical": (k,), "tied": (d, d)}[ct],
+            ),
+        }
+        for key, (letter, attribute, shape) in shapes.items():
+            if letter not in self.init_params:
+                start[key] = self._user_value(letter, attribute, n_init, shape)
+        prior = self.prior
+        if isinstance(prior, str):
+            prior = default_prior(X, k, ct)
+        fit = fit_hmm_em(
+            X,
+            lengths,
+            start["startprob"],
+            start["transmat"],
+            start["means"],
+            start["covariances"],
+            ct,
+            tol=self.tol,
+            max_iter=self.n_iter,
+            reg_covar=self.reg_covar,
+            prior=prior,
+            startprob_prior=self.startprob_prior,
+            transmat_prior=self.transmat_prior,
+            params=self.params,
+            engine=self.engine,
+        )
+        if fit.failed.all():
+            raise ValueError(
+                "every start failed: "
+                + "; ".join(sorted(set(fit.failure_reason.tolist())))
+                + ". Increase reg_covar or use prior='default'."
+            )
+        best = fit.best
+        self.starts_ = fit
+        self.best_start_ = best
+        self.startprob_ = fit.startprob[best].copy()
+        self.transmat_ = fit.transmat[best].copy()
+        self.means_ = fit.means[best].copy()
+        self._covars_ = fit.covariances[best].copy()
+        self.converged_ = bool(fit.converged[best])
+        self.n_iter_ = int(fit.n_iter[best])
+        self.n_features_in_ = d
+        self.n_features = d
+        if not self.converged_:
+            warnings.warn(
+                f"Best start did not converge in {self.n_iter} iterations (tol={self.tol} on "
+                "the mean per-step log-likelihood); increase n_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def _log_emission(self, X):
+        return emission_log_prob(X, self.means_[None], self._covars_[None], self.covariance_type)
+
+    def _forward_backward(self, X, lengths, posteriors):
+        self._check_fitted()
+        X, lengths = self._validate(X, lengths, fitting=False)
+        fb = forward_backward(
+            self._log_emission(X),
+            self.startprob_[None],
+            self.transmat_[None],
+            lengths,
+            engine=self.engine,
+            posteriors=posteriors,
+        )
+        return X, lengths, fb
+
+    def score_samples(self, X, lengths=None):
+        """Log-likelihood of ``X`` (summed over sequences) and state posteriors (n, K)."""
+        _, _, fb = self._forward_backward(X, lengths, True)
+        return float(fb.log_likelihood.sum()), fb.posteriors[0]
+
+    def score(self, X, lengths=None):
+        """Log-likelihood of ``X``, summed over sequences (as hmmlearn)."""
+        _, _, fb = self._forward_backward(X, lengths, False)
+        return float(fb.log_likelihood.sum())
+
+    def predict_proba(self, X, lengths=None):
+        """Posterior state probabilities (n, K)."""
+        return self.score_samples(X, lengths)[1]
+
+    def decode(self, X, lengths=None, algorithm=None):
+        """Most likely states: ``(log_prob, states)``.
+
+        ``"viterbi"``: the jointly most likely path, ``log_prob`` = log p(path, X) summed
+        over sequences. ``"map"``: the most probable state of every step,
+        ``log_prob`` = sum of the log maximal posteriors.
+        """
+        algorithm = self.algorithm if algorithm is None else algorithm
+        if algorithm not in DECODERS:
+            raise ValueError(f"algorithm must be one of {list(DECODERS)}, got {algorithm!r}")
+        if algorithm == "map":
+            _, posteriors = self.score_samples(X, lengths)
+            with np.errstate(divide="ignore"):
+                log_prob = float(np.log(posteriors.max(axis=1)).sum())
+            return log_prob, posteriors.argmax(axis=1)
+        self._check_fitted()
+        X, lengths = self._validate(X, lengths, fitting=False)
+        log_prob, states = viterbi(
+            self._log_emission(X),
+            self.startprob_[None],
+            self.transmat_[None],
+            lengths,
+            engine=self.engine,
+        )
+        return float(log_prob.sum()), states[0]
+
+    def predict(self, X, lengths=None):
+        """Most likely state of every step (decoder ``algorithm``)."""
+        return self.decode(X, lengths)[1]
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """Draw one sequence ``(X (n_samples, d), states (n_samples,))`` from the model.
+
+        ``random_state`` None uses the estimator's ``random_state`` (as hmmlearn);
+        ``currstate`` fixes the first state.
+        """
+        self._check_fitted()
+        n_samples = check_positive_int(n_samples, "n_samples")
+        rng = as_generator(self.random_state if random_state is None else random_state)
+        k = self.n_components
+        uniforms = rng.random(n_samples)
+        start_cdf = np.cumsum(self.startprob_)
+        trans_cdf = np.cumsum(self.transmat_, axis=1)
+        states = np.empty(n_samples, dtype=int)
+        if currstate is None:
+            state = min(
+                int(np.searchsorted(start_cdf, uniforms[0] * start_cdf[-1], side="right")), k - 1
+            )
+        else:
+            state = check_positive_int(currstate, "currstate", minimum=0)
+            if state >= k:
+                raise ValueError(f"currstate must be < n_components={k}, got {currstate}")
+        states[0] = state
+        for t in range(1, n_samples):
+            row = trans_cdf[state]
+            state = min(int(np.searchsorted(row, uniforms[t] * row[-1], side="right")), k - 1)
+            states[t] = state
+        full = self.covars_
+        factors = np.linalg.cholesky(full)
+        noise = rng.standard_normal((n_samples, self.n_features_in_))
+        X = self.means_[states] + np.einsum("nde,ne->nd", factors[states], noise)
+        return X, states
+
+    def get_stationary_distribution(self):
+        """Stationary distribution of ``transmat_`` (left eigenvector for eigenvalue 1)."""
+        self._check_fitted()
+        values, vectors = np.linalg.eig(self.transmat_.T)
+        vector = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
+        return vector / vector.sum()
+
+    # ------------------------------------------------------------------ model selection
+    def _n_parameters(self):
+        return hmm_n_parameters(
+            self.n_components, self.n_features_in_, self.covariance_type, self.params
+        )
+
+    def _criteria(self, X, lengths):
+        X, lengths, fb = self._forward_backward(X, lengths, False)
+        n_used = int((~np.isnan(X).all(axis=1)).sum())
+        return information_criteria(fb.log_likelihood.sum(), self._n_parameters(), n_used)
+
+    def bic(self, X, lengths=None):
+        """Bayesian information criterion ``-2 log L + p log n``; lower is better."""
+        return float(self._criteria(X, lengths)[0])
+
+    def aic(self, X, lengths=None):
+        """Akaike information criterion ``-2 log L + 2 p``; lower is better."""
+        return float(self._criteria(X, lengths)[1])

@@ -1,0 +1,162 @@
+"""The GaussianMixture estimator: scikit-learn conventions, criteria, errors, nesting."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from em_lib import GaussianMixture
+from em_lib.data import load_dataset
+from em_lib.numerics.covariance import COVARIANCE_TYPES, n_parameters
+
+
+def test_check_estimator_passes():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_estimator(GaussianMixture(n_init=2, random_state=0))
+
+
+def test_clone_and_params_round_trip():
+    from sklearn.base import clone
+
+    est = GaussianMixture(3, covariance_type="diag", n_init=5, random_state=1, prior="default")
+    copy = clone(est)
+    assert copy.get_params() == est.get_params()
+    assert "n_init=5" in repr(est)
+
+
+def test_fit_attributes_and_every_start_kept():
+    X = load_dataset("old_faithful").X
+    est = GaussianMixture(2, n_init=6, random_state=0).fit(X)
+    fit = est.starts_
+    assert fit.n_init == 6 + 4  # 6 requested + diag, tied, split and epsilon starts from K=1
+    assert len(est.start_origin_) == fit.n_init
+    assert est.weights_.shape == (2,) and est.means_.shape == (2, 2)
+    assert est.covariances_.shape == (2, 2, 2)
+    np.testing.assert_allclose(est.precisions_, np.linalg.inv(est.covariances_), rtol=1e-8)
+    assert est.converged_ and est.n_iter_ == fit.n_iter[est.best_start_]
+    assert est.lower_bounds_[-1] == est.lower_bound_
+    assert est.score(X) == pytest.approx(fit.log_likelihood[est.best_start_] / len(X))
+    assert fit.trace.shape == (fit.n_init, est.max_iter)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_criteria_formulas(covariance_type):
+    X = load_dataset("iris").X
+    est = GaussianMixture(3, covariance_type=covariance_type, n_init=3, random_state=0).fit(X)
+    loglik = est.score_samples(X).sum()
+    p = n_parameters(3, 4, covariance_type)
+    assert est.bic(X) == pytest.approx(-2 * loglik + p * np.log(150))
+    assert est.aic(X) == pytest.approx(-2 * loglik + 2 * p)
+    proba = est.predict_proba(X)
+    assert est.icl(X) == pytest.approx(est.bic(X) - 2 * np.log(proba.max(axis=1)).sum())
+    assert est.icl(X) >= est.bic(X)
+
+
+def test_richer_models_never_worse():
+    X = load_dataset("iris").X
+    score = {}
+    for ct in COVARIANCE_TYPES:
+        for k in range(1, 6):
+            est = GaussianMixture(k, covariance_type=ct, n_init=5, random_state=3).fit(X)
+            score[ct, k] = est.starts_.log_likelihood[est.best_start_]
+    slack = 1e-6
+    for k in range(1, 6):
+        assert score["full", k] >= score["diag", k] - slack
+        assert score["full", k] >= score["tied", k] - slack
+        assert score["diag", k] >= score["spherical", k] - slack
+        if k > 1:
+            for ct in COVARIANCE_TYPES:
+                assert score[ct, k] >= score[ct, k - 1] - slack
+
+
+def test_matches_sklearn_best_loglik_on_iris():
+    from sklearn.mixture import GaussianMixture as SK
+
+    X = load_dataset("iris").X
+    for ct in COVARIANCE_TYPES:
+        ours = GaussianMixture(3, covariance_type=ct, n_init=10, random_state=0).fit(X)
+        theirs = SK(3, covariance_type=ct, n_init=10, random_state=0).fit(X)
+        assert ours.score(X) >= theirs.score(X) - 1e-4
+
+
+def test_missing_values_fit_impute_and_warning():
+    rng = np.random.default_rng(0)
+    X = load_dataset("iris").X.copy()
+    mask = rng.random(X.shape) < 0.2
+    mask[:, 0] &= ~mask[:, 1:].all(axis=1)
+    X[mask] = np.nan
+    X[5] = np.nan
+    with pytest.warns(UserWarning, match="1 row.*no observed value"):
+        est = GaussianMixture(3, n_init=4, random_state=0).fit(X)
+    assert est.score_samples(X)[5] == 0.0
+    filled = est.impute(X)
+    assert not np.isnan(filled).any()
+    np.testing.assert_array_equal(filled[~np.isnan(X)], X[~np.isnan(X)])
+    draws = est.impute_draws(X, n_draws=3, random_state=1)
+    assert draws.shape == (3,) + X.shape
+    np.testing.assert_array_equal(draws[:, ~np.isnan(X)][0], X[~np.isnan(X)])
+    truth = load_dataset("iris").X
+    rmse_em = np.sqrt(np.mean((filled[mask] - truth[mask]) ** 2))
+    mean_fill = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+    rmse_mean = np.sqrt(np.mean((mean_fill[mask] - truth[mask]) ** 2))
+    assert rmse_em < 0.6 * rmse_mean
+
+
+def test_no_nan_gives_plain_path_exactly():
+    X = load_dataset("old_faithful").X
+    a = GaussianMixture(2, n_init=3, random_state=0).fit(X)
+    assert not a.starts_.settings["missing_data"]
+
+
+def test_reproducible_from_seed():
+    X = load_dataset("iris").X
+    a = GaussianMixture(3, n_init=4, random_state=7, nested_starts=False).fit(X)
+    b = GaussianMixture(3, n_init=4, random_state=7, nested_starts=False).fit(X)
+    np.testing.assert_array_equal(a.starts_.trace, b.starts_.trace)
+
+
+def test_zero_variance_column_is_regularised():
+    X = load_dataset("iris").X.copy()
+    X[:, 2] = 1.0
+    est = GaussianMixture(2, n_init=2, random_state=0).fit(X)
+    assert np.isfinite(est.score(X))
+    assert est.covariances_[:, 2, 2].min() >= 1e-6 * 0.999
+
+
+@pytest.mark.parametrize(
+    ("X", "kwargs", "message"),
+    [
+        (np.zeros(10), {}, "Expected 2D array"),
+        (np.ones((2, 2)), {"n_components": 3}, "n_samples >= n_components"),
+        (np.array([[1.0, np.inf], [0.0, 1.0]]), {}, "infinity.*row 0, column 1"),
+        (np.array([["a", "b"], ["c", "d"]], dtype=object), {}, "non-numeric"),
+        (np.array([[1.0, np.nan], [2.0, np.nan]]), {}, r"column\(s\) \[1\].*no observed"),
+        (np.ones((5, 2)), {"n_components": 0}, "n_components must be an integer >= 1"),
+        (np.ones((5, 2)), {"covariance_type": "banana"}, "covariance_type must be one of"),
+        (np.ones((5, 2)), {"init_params": "banana"}, "init_params must be one of"),
+        (np.ones((5, 2)), {"tol_type": "x"}, "tol_type must be one of"),
+    ],
+)
+def test_bad_input_messages(X, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(**kwargs).fit(X)
+
+
+def test_predict_before_fit_and_wrong_width():
+    est = GaussianMixture()
+    with pytest.raises(ValueError, match="not fitted"):
+        est.predict(np.ones((3, 2)))
+    est.fit(np.random.default_rng(0).normal(size=(20, 2)))
+    with pytest.raises(ValueError, match="X has 3 features, but GaussianMixture is expecting 2"):
+        est.predict(np.ones((3, 3)))
+
+
+def test_sample_shapes_and_moments():
+    X = load_dataset("old_faithful").X
+    est = GaussianMixture(2, n_init=3, random_state=0).fit(X)
+    draws, labels = est.sample(20000)
+    assert draws.shape == (20000, 2) and labels.shape == (20000,)
+    np.testing.assert_allclose(draws.mean(axis=0), est.weights_ @ est.means_, rtol=0.02)
