@@ -20,9 +20,10 @@ starting parameters of all ``n_init`` starts at once:
     Biernacki, Celeux & Govaert (2003): ``short_em_runs`` short EM runs (``short_em_iter``
     iterations) from k-means++ starts per start; the best short run becomes the start.
 ``"auto"`` (the default of :class:`em_lib.GaussianMixture`)
-    start 0 from ``"hierarchical"``, the others from ``"kmeans"``: the hierarchical start
-    reproduces the kind of start R's mclust relies on, while the k-means starts explore
-    other optima; the best of both is kept.
+    start 0 from ``"hierarchical"`` on the data, start 1 (with three or more starts) from
+    ``"hierarchical"`` on the whitened principal components (mclust's "SVD" transformation),
+    the others from ``"kmeans"``: the hierarchical starts reproduce the kind of start R's
+    mclust relies on, while the k-means starts explore other optima.
 
 Missing entries are replaced by column means for the purpose of initialisation only.
 """
@@ -103,6 +104,15 @@ def lloyd(X, centers, max_iter):
             break
         labels = new_labels
     return labels
+
+
+def whiten(X):
+    """Scaled principal components (mclust's "SVD" transformation before hierarchical
+    clustering): every direction of the data gets unit variance."""
+    centred = X - X.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    keep = singular > singular[0] * 1e-10
+    return centred @ vt[keep].T / singular[keep] * np.sqrt(max(len(X) - 1, 1))
 
 
 def hierarchical_labels(X, n_components, rng, max_rows=2000):
@@ -194,9 +204,14 @@ def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *,
         if method == "auto":
             labels = np.empty((n_init, n), dtype=int)
             labels[0] = hierarchical_labels(Xc, n_components, rng, hierarchical_max_rows)
-            if n_init > 1:
-                seeds = kmeans_plusplus(Xc, n_components, n_init - 1, rng)
-                labels[1:] = lloyd(Xc, seeds, kmeans_iter)
+            n_hier = 1
+            if n_init > 2:
+                labels[1] = hierarchical_labels(whiten(Xc), n_components, rng,
+                                                hierarchical_max_rows)
+                n_hier = 2
+            if n_init > n_hier:
+                seeds = kmeans_plusplus(Xc, n_components, n_init - n_hier, rng)
+                labels[n_hier:] = lloyd(Xc, seeds, kmeans_iter)
         elif method == "hierarchical":
             labels = np.tile(hierarchical_labels(Xc, n_components, rng, hierarchical_max_rows),
                              (n_init, 1))
