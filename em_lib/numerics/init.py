@@ -115,7 +115,7 @@ def whiten(X):
     return centred @ vt[keep].T / singular[keep] * np.sqrt(max(len(X) - 1, 1))
 
 
-def hierarchical_labels(X, n_components, rng, max_rows=2000):
+def hierarchical_labels(X, n_components, rng, max_rows=1000):
     """Ward clustering cut at K clusters; rows outside the subsample go to the nearest centre."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
@@ -160,7 +160,7 @@ def labels_to_resp_stats(engine: CompleteDataEngine, labels, n_components):
 
 
 def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *, reg_covar=1e-6,
-                       prior=None, kmeans_iter=20, hierarchical_max_rows=2000,
+                       prior=None, kmeans_iter=20, hierarchical_max_rows=1000,
                        short_em_runs=10, short_em_iter=5):
     """Starting weights, means and covariances for ``n_init`` starts.
 
