@@ -75,7 +75,7 @@ __all__ = [
     "training_data",
 ]
 
-DATASET_KINDS = ("gaussian_mixture", "hmm_sequences", "bundled", "table")
+DATASET_KINDS = ("gaussian_mixture", "hmm_sequences", "bundled", "table", "image")
 SEQUENCE_KINDS = ("hmm_sequences",)
 GMM_MODELS = COVARIANCE_TYPES
 HMM_MODEL = "hmm"
@@ -338,9 +338,56 @@ def _table_dataset(name, spec):
         raise ConfigError(f"datasets.{name}: {err}") from None
 
 
+def _image_dataset(name, spec, root_seed) -> dict[str, np.ndarray]:
+    """Arrays of an ``image`` data set: one row per pixel with every colour observed (fully
+    transparent pixels of a file are left out), features from
+    :func:`em_lib.segmentation.pixel_features`; ``labels`` (the true regions) for a synthetic
+    image; ``image`` (H, W, C) and ``pixel_index`` (n,) (row-major index of each row's pixel)
+    so that results can be drawn as images."""
+    segmentation = importlib.import_module("em_lib.segmentation")
+    try:
+        if spec["source"] == "synthetic":
+            rng = np.random.default_rng(
+                seed_sequence(root_seed, "data", dataset=name, seed=spec["seed"])
+            )
+            image, labels = _data().make_synthetic_image(
+                spec["height"],
+                spec["width"],
+                n_regions=spec["n_regions"],
+                noise=spec["noise"],
+                illumination_gradient=spec["illumination_gradient"],
+                random_state=rng,
+            )
+        else:
+            path = Path(spec["source"])
+            if not path.is_file():
+                raise ConfigError(
+                    f"datasets.{name}.source: file not found: {path} "
+                    f"(relative paths are relative to {os.getcwd()})"
+                )
+            image, labels = _data().read_image(path, max_pixels=spec["max_pixels"]), None
+        features = segmentation.pixel_features(image, coordinate_weight=spec["coordinate_weight"])
+    except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"datasets.{name}: {err}") from None
+    complete = ~np.isnan(features.X).any(axis=1)  # masks are imposed on complete rows only
+    arrays = {
+        "X": features.X[complete],
+        "feature_names": np.array(features.feature_names),
+        "image": image,
+        "pixel_index": np.flatnonzero(complete),
+    }
+    if labels is not None:
+        arrays["labels"] = labels.ravel()[complete]
+    return arrays
+
+
 def dataset_shape(name: str, spec) -> tuple[int, int]:
     """(n_samples, n_features) of a data set as the fits see it (raises ConfigError)."""
     kind = spec["kind"]
+    if kind == "image":
+        return _image_dataset(name, spec, 0)["X"].shape
     if kind == "gaussian_mixture":
         return spec["n_samples"], spec["n_features"]
     if kind == "hmm_sequences":
@@ -406,6 +453,11 @@ def check_config(config) -> None:
         if not dataset_models(config, name):
             raise ConfigError(f"datasets.{name}.models: no model left to fit (is hmm.enabled?)")
         n_samples, n_features = dataset_shape(name, spec)
+        if spec["kind"] == "image" and n_samples < max(sweep["n_components"]):
+            raise ConfigError(
+                f"datasets.{name}: image too small for K = {max(sweep['n_components'])}: "
+                f"{n_samples} usable pixel(s)"
+            )
         for mechanism, rate in mechanism_rate_pairs(config):
             try:  # the library's own rule on achievable rates, on a placeholder of that shape
                 _data().make_missing(
@@ -430,7 +482,8 @@ def check_config(config) -> None:
 def prepare_dataset(name: str, spec, root_seed: int) -> dict[str, np.ndarray]:
     """Arrays of one data set: ``X`` (n, d), ``feature_names``, and where known ``labels``
     (n,), ``lengths`` (S,) and the truth ``true_weights`` (K,), ``true_means`` (K, d),
-    ``true_covariances`` (K, d, d), ``true_transmat`` (K, K)."""
+    ``true_covariances`` (K, d, d), ``true_transmat`` (K, K); images add ``image`` (H, W, C)
+    and ``pixel_index`` (n,)."""
     kind = spec["kind"]
     if kind in ("gaussian_mixture", "hmm_sequences"):
         rng = np.random.default_rng(
@@ -474,6 +527,8 @@ def prepare_dataset(name: str, spec, root_seed: int) -> dict[str, np.ndarray]:
             **extra,
             "feature_names": np.array([f"x{j}" for j in range(d)]),
         }
+    if kind == "image":
+        return _image_dataset(name, spec, root_seed)
     table = _data().load_dataset(spec["name"]) if kind == "bundled" else _table_dataset(name, spec)
     complete = ~np.isnan(table.X).any(axis=1)  # masks are imposed on complete rows only
     arrays = {"X": table.X[complete], "feature_names": np.array(table.feature_names)}

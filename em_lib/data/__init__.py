@@ -10,9 +10,19 @@ Real data (:mod:`em_lib.data.datasets`)
     :class:`Dataset`.
 Missing-data mechanisms (:mod:`em_lib.data.missingness`)
     :func:`make_missing`, :class:`MissingResult`, :data:`MECHANISMS`.
+Images (:mod:`em_lib.data.image`)
+    :func:`make_synthetic_image`, :func:`read_image`, :func:`check_image`,
+    :func:`downsample`, :class:`SyntheticImage`.
 """
 
 from em_lib.data.datasets import Dataset, available_datasets, load_dataset, load_table
+from em_lib.data.image import (
+    SyntheticImage,
+    check_image,
+    downsample,
+    make_synthetic_image,
+    read_image,
+)
 from em_lib.data.missingness import MECHANISMS, MissingResult, make_missing
 from em_lib.data.synthetic import (
     COVARIANCE_TYPES,
@@ -29,12 +39,17 @@ __all__ = [
     "Dataset",
     "MissingResult",
     "SyntheticHMM",
+    "SyntheticImage",
     "SyntheticMixture",
     "as_generator",
     "available_datasets",
+    "check_image",
+    "downsample",
     "load_dataset",
     "load_table",
     "make_gaussian_mixture",
     "make_hmm_sequences",
     "make_missing",
+    "make_synthetic_image",
+    "read_image",
 ]
