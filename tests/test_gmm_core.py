@@ -317,3 +317,30 @@ def test_impute_single_gaussian_is_regression():
     assert draws[:, 0, 0].mean() == pytest.approx(1.8, abs=0.05)
     assert draws[:, 0, 0].var() == pytest.approx(1.36, rel=0.05)
     np.testing.assert_array_equal(draws[:, 3], np.broadcast_to(X[3], (20000, 2)))
+
+
+def test_starts_on_very_different_scales_do_not_underflow_each_other():
+    """The fast normaliser shifts each row by its largest value over all starts; a start whose
+    log-densities are thousands of nats lower must still get its own exact value."""
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(50, 2))
+    means = np.stack([rng.normal(size=(3, 2)), rng.normal(size=(3, 2)) + 200.0])
+    covs = np.broadcast_to(np.eye(2) * 0.5, (2, 3, 2, 2)).copy()
+    together = log_gaussian_density(X, means, covs, "full")
+    for i in range(2):
+        alone = log_gaussian_density(X, means[i:i + 1], covs[i:i + 1], "full")[0]
+        np.testing.assert_allclose(together[i], alone, rtol=1e-12)
+    from em_lib.numerics.covariance import precision_cholesky as pc_of
+    from em_lib.numerics.gaussian import CompleteDataEngine
+
+    engine = CompleteDataEngine(X, "full")
+    prec, _ = pc_of(covs, "full")
+    log_w = np.log(np.full((2, 3), 1 / 3))
+    both = engine.estep(log_w, means, prec, want_samples=True)
+    for i in range(2):
+        one = engine.estep(log_w[i:i + 1], means[i:i + 1], prec[i:i + 1], want_samples=True)
+        assert np.isfinite(both["sample_loglik"][i]).all()
+        np.testing.assert_allclose(both["sample_loglik"][i], one["sample_loglik"][0],
+                                   rtol=1e-12)
+        for a, b in zip(both["stats"], one["stats"], strict=True):
+            np.testing.assert_allclose(a[i], b[0], rtol=1e-10, atol=1e-300)

@@ -45,25 +45,76 @@ def _fold(values: np.ndarray, op) -> np.ndarray:
     return values[..., 0]
 
 
-def normalise_log_probs(weighted: np.ndarray, n_components: int, want_resp: bool):
-    """Per-start logsumexp over components of a (B, I*K) block, in place.
-
-    Returns ``(log_norm, block)`` with ``log_norm`` of shape (B, I); if ``want_resp`` the block
-    is overwritten with the responsibilities.
-    """
-    n_rows = weighted.shape[0]
-    grouped = weighted.reshape(n_rows, -1, n_components)
+def _exact_normalise(weighted, n_components):
+    """Per-start shifted logsumexp (the careful path): returns (log_norm (B, I), exp'd block
+    (B, I*K) shifted per start, totals (B, I))."""
+    grouped = weighted.reshape(weighted.shape[0], -1, n_components)
     shift = _fold(grouped, np.maximum)
     finite_shift = np.where(np.isfinite(shift), shift, 0.0)
     grouped -= finite_shift[..., None]
     np.exp(grouped, out=grouped)
     total = _fold(grouped, np.add)
     with np.errstate(divide="ignore"):
-        log_norm = finite_shift + np.log(total)
+        return finite_shift + np.log(total), weighted, total
+
+
+UNDERFLOW = 1e-250
+
+
+def normalise_log_probs(weighted: np.ndarray, n_components: int, want_resp: bool,
+                        raw_rows=None):
+    """Per-start logsumexp over components of a (B, I*K) block, in place.
+
+    Fast path: one shift per row (the largest value over every start and component, a
+    contiguous reduction), the exponentials, and the per-start sums as one matrix product. A
+    (row, start) whose sum underflows because another start dominates the shift is redone
+    with its own shift from ``raw_rows(rows)`` (the block's original values for those rows;
+    computed again by the caller), so no start can spoil another's.
+
+    Returns ``(log_norm, block)`` with ``log_norm`` of shape (B, I); if ``want_resp`` the block
+    is overwritten with the responsibilities.
+    """
+    n_rows, n_columns = weighted.shape
+    n_init = n_columns // n_components
+    if raw_rows is None:
+        saved = weighted.copy()
+        raw_rows = saved.__getitem__
+    with np.errstate(invalid="ignore"):
+        shift = np.fmax.reduce(weighted, axis=1)
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    weighted -= shift[:, None]
+    np.exp(weighted, out=weighted)
+    total = weighted @ _group_indicator(n_init, n_components)
+    with np.errstate(divide="ignore"):
+        log_norm = shift[:, None] + np.log(total)
+    redo = total < UNDERFLOW
+    if redo.any():
+        rows = np.flatnonzero(redo.any(axis=1))
+        redo = redo[rows]
+        exact_log, exact_block, exact_total = _exact_normalise(raw_rows(rows), n_components)
+        mask = np.repeat(redo, n_components, axis=1)
+        block = weighted[rows]
+        block[mask] = exact_block[mask]
+        weighted[rows] = block
+        for target, source in ((total, exact_total), (log_norm, exact_log)):
+            part = target[rows]
+            part[redo] = source[redo]
+            target[rows] = part
     if want_resp:
         with np.errstate(invalid="ignore", divide="ignore"):
-            grouped /= total[..., None]
+            weighted.reshape(n_rows, n_init, n_components)[...] /= total[..., None]
     return log_norm, weighted
+
+
+_INDICATORS: dict = {}
+
+
+def _group_indicator(n_init, n_components):
+    """(I*K, I) 0/1 matrix summing each start's components."""
+    key = (n_init, n_components)
+    if key not in _INDICATORS:
+        _INDICATORS[key] = np.repeat(np.eye(n_init), n_components, axis=0)
+    return _INDICATORS[key]
 
 
 def _typed_second(second_full: np.ndarray, covariance_type: str) -> np.ndarray:
@@ -133,7 +184,8 @@ class CompleteDataEngine:
                 log_prob[:, start:stop] = np.transpose(
                     weighted.reshape(stop - start, n_init, n_comp), (1, 0, 2)
                 )
-            log_norm, resp = normalise_log_probs(weighted, n_comp, want_stats)
+            log_norm, resp = normalise_log_probs(weighted, n_comp, want_stats,
+                                                 lambda rows, phi=phi: phi[rows] @ W)
             loglik += log_norm.sum(0)
             if want_samples:
                 samples[:, start:stop] = log_norm.T
@@ -247,14 +299,18 @@ class MissingDataEngine:
             W = estep_weight_matrix(log_weights, means[..., obs], prec_oo, "full")
             acc = np.zeros((layout.n_columns, n_init * n_comp)) if want_stats else None
             for block_rows, phi in self._pattern_blocks(obs, rows, layout, phi_cache):
-                weighted = phi @ W
-                if not ok.all():
-                    weighted.reshape(len(block_rows), n_init, n_comp)[:, ~ok] = np.nan
+                def _masked(values, ok=ok):
+                    if not ok.all():
+                        values.reshape(len(values), n_init, n_comp)[:, ~ok] = np.nan
+                    return values
+
+                weighted = _masked(phi @ W)
                 if want_log_prob:
                     log_prob[:, block_rows] = np.transpose(
                         weighted.reshape(len(block_rows), n_init, n_comp), (1, 0, 2)
                     )
-                log_norm, resp = normalise_log_probs(weighted, n_comp, want_stats)
+                log_norm, resp = normalise_log_probs(
+                    weighted, n_comp, want_stats, lambda rows, phi=phi, W=W: _masked(phi[rows] @ W))
                 loglik += log_norm.sum(0)
                 if want_samples:
                     samples[:, block_rows] = log_norm.T

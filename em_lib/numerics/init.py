@@ -6,6 +6,8 @@ starting parameters of all ``n_init`` starts at once:
 ``"kmeans"``
     k-means++ seeding (greedy, ``2 + log K`` candidates per step) followed by Lloyd steps until
     the assignment stops changing (at most ``kmeans_iter``); parameters from the partition.
+    Seeding and Lloyd steps use at most ``kmeans_max_rows`` rows (a random subsample of
+    larger data), then every row goes to its nearest centre.
 ``"k-means++"``
     k-means++ seeding only; each row assigned to its nearest seed.
 ``"random"``
@@ -83,27 +85,46 @@ def kmeans_plusplus(X, n_components, n_init, rng, n_trials=None):
     return centers
 
 
-def assign(X, centers):
-    """Nearest-centre labels (I, n)."""
-    sq_norms = np.einsum("nd,nd->n", X, X)
-    return np.argmin(_squared_distances(X, sq_norms, centers), axis=2).T
-
-
-def lloyd(X, centers, max_iter):
-    """Batched Lloyd iterations; empty clusters keep their previous centre."""
+def assign(X, centers, block_size=4096):
+    """Nearest-centre labels (I, n), in blocks of rows (``|x|^2`` is the same for every
+    centre, so only ``|c|^2 - 2 x.c`` is compared)."""
     n_init, n_comp, d = centers.shape
+    flat = centers.reshape(-1, d)
+    offsets = np.einsum("cd,cd->c", flat, flat)
+    labels = np.empty((n_init, X.shape[0]), dtype=int)
+    for start in range(0, X.shape[0], block_size):
+        block = X[start:start + block_size] @ (-2 * flat.T) + offsets
+        labels[:, start:start + block_size] = block.reshape(-1, n_init, n_comp).argmin(2).T
+    return labels
+
+
+def lloyd_centers(X, centers, max_iter):
+    """Batched Lloyd iterations; a start stops when none of its assignments changes (at most
+    ``max_iter`` iterations); empty clusters keep their previous centre. Returns (I, K, d)."""
+    n_comp = centers.shape[1]
     centers = centers.copy()
     labels = assign(X, centers)
+    active = np.arange(centers.shape[0])
     for _ in range(max_iter):
-        onehot_sums = partition_sums(np.column_stack([np.ones(len(X)), X]), labels, n_comp)
-        counts, sums = onehot_sums[..., 0], onehot_sums[..., 1:]
+        n_active = active.size
+        offsets = (np.arange(n_active) * n_comp)[:, None]
+        size = n_active * n_comp
+        flat = (labels[active] + offsets).ravel()
+        counts = np.bincount(flat, minlength=size).reshape(n_active, n_comp)
+        totals = np.stack(
+            [np.bincount(flat, weights=np.tile(column, n_active), minlength=size)
+             for column in X.T], axis=-1).reshape(n_active, n_comp, -1)
         nonempty = counts > 0
-        centers[nonempty] = sums[nonempty] / counts[nonempty][:, None]
-        new_labels = assign(X, centers)
-        if np.array_equal(new_labels, labels):
+        updated = centers[active]
+        updated[nonempty] = totals[nonempty] / counts[nonempty][:, None]
+        centers[active] = updated
+        new_labels = assign(X, updated)
+        changed = (new_labels != labels[active]).any(axis=1)
+        labels[active] = new_labels
+        active = active[changed]
+        if active.size == 0:
             break
-        labels = new_labels
-    return labels
+    return centers
 
 
 def whiten(X):
@@ -160,7 +181,8 @@ def labels_to_resp_stats(engine: CompleteDataEngine, labels, n_components):
 
 
 def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *, reg_covar=1e-6,
-                       prior=None, kmeans_iter=20, hierarchical_max_rows=1000,
+                       prior=None, kmeans_iter=10, hierarchical_max_rows=1000,
+                       kmeans_max_rows=10000,
                        short_em_runs=10, short_em_iter=5):
     """Starting weights, means and covariances for ``n_init`` starts.
 
@@ -201,8 +223,12 @@ def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *,
         resp /= resp.sum(axis=2, keepdims=True)
         stats = engine.statistics_from_resp(resp)
     else:
+        # k-means style seeding runs on at most ``kmeans_max_rows`` rows (a random subsample
+        # for large data); every row is then assigned to its nearest centre once.
+        fit_rows = Xc if n <= kmeans_max_rows else Xc[rng.choice(n, kmeans_max_rows,
+                                                                  replace=False)]
+        labels = np.empty((n_init, n), dtype=int)
         if method == "auto":
-            labels = np.empty((n_init, n), dtype=int)
             labels[0] = hierarchical_labels(Xc, n_components, rng, hierarchical_max_rows)
             n_hier = 1
             if n_init > 2:
@@ -210,15 +236,15 @@ def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *,
                                                 hierarchical_max_rows)
                 n_hier = 2
             if n_init > n_hier:
-                seeds = kmeans_plusplus(Xc, n_components, n_init - n_hier, rng)
-                labels[n_hier:] = lloyd(Xc, seeds, kmeans_iter)
+                seeds = kmeans_plusplus(fit_rows, n_components, n_init - n_hier, rng)
+                labels[n_hier:] = assign(Xc, lloyd_centers(fit_rows, seeds, kmeans_iter))
         elif method == "hierarchical":
-            labels = np.tile(hierarchical_labels(Xc, n_components, rng, hierarchical_max_rows),
-                             (n_init, 1))
+            labels[:] = hierarchical_labels(Xc, n_components, rng, hierarchical_max_rows)
         elif method == "kmeans":
-            labels = lloyd(Xc, kmeans_plusplus(Xc, n_components, n_init, rng), kmeans_iter)
+            seeds = kmeans_plusplus(fit_rows, n_components, n_init, rng)
+            labels = assign(Xc, lloyd_centers(fit_rows, seeds, kmeans_iter))
         elif method == "k-means++":
-            labels = assign(Xc, kmeans_plusplus(Xc, n_components, n_init, rng))
+            labels = assign(Xc, kmeans_plusplus(fit_rows, n_components, n_init, rng))
         else:  # random_from_data
             picks = np.argsort(rng.random((n_init, n)), axis=1)[:, :n_components]
             labels = assign(Xc, Xc[picks])
