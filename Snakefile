@@ -15,9 +15,15 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         "results/experiment.nc",
+        rules.sensitivity_tables.output,
+        rules.sensitivity_delta.output,
+        rules.figures.output,
+        "results/report.html",
