@@ -16,6 +16,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/image.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -26,4 +27,5 @@ rule all:
         rules.sensitivity_tables.output,
         rules.sensitivity_delta.output,
         rules.figures.output,
+        expand(rules.image_figure.output, dataset=IMAGE_DATASETS),
         "results/report.html",

@@ -316,6 +316,7 @@ def html_report(
     tables: Sequence[tuple[str, pd.DataFrame, str]],
     methods: str,
     failures: pd.DataFrame,
+    images: Sequence[tuple[str, str | Path, str]] = (),
 ) -> str:
     """The report as one self-contained HTML page.
 
@@ -327,6 +328,8 @@ def html_report(
     tables : (title, frame, caption)
     methods : the methods paragraph
     failures : :func:`em_lib.sensitivity.failures_table`
+    images : (title, PNG or SVG path, caption) of the image segmentation figures, shown in an
+        "Image segmentation" section after the figures (numbered on from them); none: no section
     """
     esc = html.escape
     parts = [
@@ -343,6 +346,13 @@ def html_report(
         '<h2 id="figures">Figures</h2>',
     ]
     for number, (name, path, caption) in enumerate(figures, start=1):
+        parts.append(
+            f'<figure id="figure-{number}">{_image(path)}<figcaption><b>Figure {number}. '
+            f"{esc(name)}.</b> {esc(caption)}</figcaption></figure>"
+        )
+    if images:
+        parts.append('<h2 id="image-segmentation">Image segmentation</h2>')
+    for number, (name, path, caption) in enumerate(images, start=len(figures) + 1):
         parts.append(
             f'<figure id="figure-{number}">{_image(path)}<figcaption><b>Figure {number}. '
             f"{esc(name)}.</b> {esc(caption)}</figcaption></figure>"

@@ -46,6 +46,8 @@ rule html_report:
         results="results/experiment.nc",
         figures=[f"results/figures/{name}.png" for name in FIGURES],
         tables=[f"results/tables/{name}.csv" for name in SENSITIVITY_TABLES + DELTA_TABLES],
+        image_figures=[f"results/figures/image_{name}.png" for name in IMAGE_DATASETS],
+        image_summaries=[f"results/figures/image_{name}.json" for name in IMAGE_DATASETS],
     output:
         report(
             "results/report.html",
@@ -60,6 +62,8 @@ rule html_report:
         figures=FIGURES,
         tables=SENSITIVITY_TABLES + DELTA_TABLES,
         figure_captions=[f"{CAPTIONS}/figure_{n}.rst" for n in FIGURES],
+        image_datasets=IMAGE_DATASETS,
+        image_caption=f"{CAPTIONS}/figure_image.rst",
         table_captions=[f"{CAPTIONS}/table_{n}.rst" for n in SENSITIVITY_TABLES + DELTA_TABLES],
         settings=config["report"],
         sensitivity=config["sensitivity"],

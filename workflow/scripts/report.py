@@ -53,6 +53,21 @@ try:
         (name.replace("_", " "), tables[name], caption(rst))
         for name, rst in zip(snakemake.params.tables, snakemake.params.table_captions, strict=True)
     ]
+    images = []
+    for name, png, summary in zip(
+        snakemake.params.image_datasets,
+        snakemake.input.image_figures,
+        snakemake.input.image_summaries,
+        strict=True,
+    ):
+        numbers = json.loads(Path(summary).read_text(encoding="utf-8"))["caption"]
+        images.append(
+            (
+                f"image segmentation of {name}",
+                png,
+                f"{numbers} {caption(snakemake.params.image_caption)}",
+            )
+        )
     page = report.html_report(
         title=settings["title"],
         glance=report.glance_items(ds, config),
@@ -61,9 +76,16 @@ try:
         tables=shown,
         methods=report.methods_paragraph(config, ds.attrs, snakemake.params.sensitivity),
         failures=tables["failures"],
+        images=images,
     )
     Path(snakemake.output[0]).write_text(page, encoding="utf-8")
-    log.info("wrote %s (%d figures, %d tables)", snakemake.output[0], len(figures), len(shown))
+    log.info(
+        "wrote %s (%d figures, %d image figures, %d tables)",
+        snakemake.output[0],
+        len(figures),
+        len(images),
+        len(shown),
+    )
 except Exception:
     log.exception("failed")
     raise
