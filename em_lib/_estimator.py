@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 
+from .numerics.starts import as_generator
+
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when a method needs a fitted estimator (scikit-learn's convention)."""
@@ -103,24 +105,7 @@ class EstimatorMixin:
             )
 
 
-def make_rng(random_state) -> np.random.Generator:
-    """A Generator from None (fresh OS entropy: not reproducible), an int, a SeedSequence, a
-    Generator or a legacy RandomState."""
-    if random_state is None:
-        return np.random.default_rng()
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.SeedSequence):
-        return np.random.default_rng(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be non-negative, got {random_state}")
-        return np.random.default_rng(int(random_state))
-    raise ValueError(
-        f"random_state must be None, an int, a SeedSequence or a Generator, got {random_state!r}"
-    )
+make_rng = as_generator
 
 
 def validate_X(X, *, name="X", allow_nan=True, min_samples=1, n_features=None,

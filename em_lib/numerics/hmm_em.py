@@ -55,7 +55,7 @@ Shapes (init dimension first): ``startprob`` (I, K), ``transmat`` (I, K, K), ``m
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -71,6 +71,7 @@ from .covariance import (
 from .gaussian import CompleteDataEngine, log_gaussian_density
 from .mixture_em import fit_mixture_em, gaussian_mstep, mstep
 from .prior import ConjugatePrior, log_prior_density
+from .starts import PerStartResults, as_generator
 
 try:  # the compiled recursion; the numpy reference is used when numba is unavailable
     import numba
@@ -802,24 +803,8 @@ def information_criteria(log_likelihood, n_params, n_samples):
 # results
 # ---------------------------------------------------------------------------------------------
 
-_PER_START = (
-    "startprob",
-    "transmat",
-    "means",
-    "covariances",
-    "log_likelihood",
-    "log_prior",
-    "trace",
-    "n_iter",
-    "converged",
-    "failed",
-    "failure_reason",
-    "max_decrease",
-)
-
-
 @dataclass
-class HMMFit:
+class HMMFit(PerStartResults):
     """Results of every start of a batched Baum-Welch fit (init dimension first).
 
     Attributes
@@ -864,53 +849,19 @@ class HMMFit:
     n_samples: int
     settings: dict = field(default_factory=dict)
 
+    PER_START = (
+        "startprob", "transmat", "means", "covariances", "log_likelihood", "log_prior",
+        "trace", "n_iter", "converged", "failed", "failure_reason", "max_decrease",
+    )
+
     @property
     def n_init(self) -> int:
         return self.startprob.shape[0]
-
-    @property
-    def objective(self) -> np.ndarray:
-        """Penalised (with priors) or plain log-likelihood, summed: (I,)."""
-        return self.log_likelihood + self.log_prior
-
-    @property
-    def best(self) -> int:
-        """Index of the start with the highest objective among those that did not fail."""
-        score = np.where(self.failed | ~np.isfinite(self.objective), -np.inf, self.objective)
-        if not np.isfinite(score).any():
-            raise RuntimeError(
-                "every start failed: " + "; ".join(sorted(set(self.failure_reason.tolist())))
-            )
-        return int(np.argmax(score))
-
-    def select(self, index) -> HMMFit:
-        """The fit restricted to the starts ``index`` (an int keeps a leading axis of 1)."""
-        index = np.atleast_1d(index)
-        return replace(self, **{name: getattr(self, name)[index] for name in _PER_START})
 
 
 # ---------------------------------------------------------------------------------------------
 # initialisation
 # ---------------------------------------------------------------------------------------------
-
-
-def as_generator(random_state):
-    """A :class:`numpy.random.Generator` from None (fresh OS entropy), an int, a SeedSequence
-    or a Generator (used as is). numpy's global random state is never used."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.SeedSequence):
-        return np.random.default_rng(random_state)
-    if random_state is None or (
-        isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
-    ):
-        if random_state is not None and random_state < 0:
-            raise ValueError(f"random_state must be non-negative, got {random_state}")
-        return np.random.default_rng(None if random_state is None else int(random_state))
-    raise ValueError(
-        "random_state must be None, an int, a numpy.random.SeedSequence or a "
-        f"numpy.random.Generator, got {random_state!r}"
-    )
 
 
 def _data_covariance(X):

@@ -9,7 +9,7 @@ Converged and failed starts leave the active set and stop changing while the oth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,13 +22,14 @@ from .gaussian import (
     run_estep,
 )
 from .prior import ConjugatePrior, log_prior_density, map_update
+from .starts import PerStartResults
 
 TOL_TYPES = ("absolute", "relative")
 EPS = np.finfo(float).eps
 
 
 @dataclass
-class MixtureFit:
+class MixtureFit(PerStartResults):
     """Results of every start of a batched Gaussian-mixture fit (init dimension first).
 
     Attributes
@@ -72,50 +73,15 @@ class MixtureFit:
     n_samples: int
     settings: dict = field(default_factory=dict)
 
+    PER_START = (
+        "weights", "means", "covariances", "precisions_cholesky", "log_likelihood",
+        "log_prior", "trace", "n_iter", "converged", "failed", "failure_reason",
+        "max_decrease",
+    )
+
     @property
     def n_init(self) -> int:
         return self.weights.shape[0]
-
-    @property
-    def objective(self) -> np.ndarray:
-        """Penalised (with a prior) or plain observed-data log-likelihood, summed: (I,)."""
-        return self.log_likelihood + self.log_prior
-
-    @property
-    def best(self) -> int:
-        """Index of the start with the highest objective among those that did not fail."""
-        score = np.where(self.failed | ~np.isfinite(self.objective), -np.inf, self.objective)
-        if not np.isfinite(score).any():
-            raise RuntimeError(
-                "every start failed: " + "; ".join(sorted(set(self.failure_reason.tolist())))
-            )
-        return int(np.argmax(score))
-
-    def select(self, index) -> MixtureFit:
-        """The fit restricted to the starts ``index`` (an int keeps a leading axis of 1)."""
-        index = np.atleast_1d(index)
-        arrays = {
-            name: getattr(self, name)[index]
-            for name in (
-                "weights", "means", "covariances", "precisions_cholesky", "log_likelihood",
-                "log_prior", "trace", "n_iter", "converged", "failed", "failure_reason",
-                "max_decrease",
-            )
-        }
-        return replace(self, **arrays)
-
-    @staticmethod
-    def concatenate(fits) -> MixtureFit:
-        fits = list(fits)
-        arrays = {
-            name: np.concatenate([getattr(fit, name) for fit in fits])
-            for name in (
-                "weights", "means", "covariances", "precisions_cholesky", "log_likelihood",
-                "log_prior", "trace", "n_iter", "converged", "failed", "failure_reason",
-                "max_decrease",
-            )
-        }
-        return replace(fits[0], **arrays)
 
 
 def mstep(stats, covariance_type, reg_covar, prior: ConjugatePrior | None = None):
