@@ -6,8 +6,16 @@ Gaussian hidden Markov models, with every initialisation fitted at once in one b
 
 __version__ = "0.1.0"
 
-from .hmm import GaussianHMM  # noqa: E402
 from .mixture import GaussianMixture  # noqa: E402
 from .numerics.mixture_em import MixtureFit, fit_mixture_em  # noqa: E402
 
 __all__ = ["GaussianHMM", "GaussianMixture", "MixtureFit", "fit_mixture_em", "__version__"]
+
+
+def __getattr__(name):
+    # GaussianHMM loads numba (about a second); import it only when asked for
+    if name == "GaussianHMM":
+        from .hmm import GaussianHMM
+
+        return GaussianHMM
+    raise AttributeError(f"module 'em_lib' has no attribute {name!r}")
