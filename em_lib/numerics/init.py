@@ -182,7 +182,7 @@ def labels_to_resp_stats(engine: CompleteDataEngine, labels, n_components):
 
 def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *, reg_covar=1e-6,
                        prior=None, kmeans_iter=10, hierarchical_max_rows=1000,
-                       kmeans_max_rows=10000,
+                       kmeans_max_rows=2000,
                        short_em_runs=10, short_em_iter=5):
     """Starting weights, means and covariances for ``n_init`` starts.
 
