@@ -296,13 +296,7 @@ class GaussianHMM(EstimatorMixin):
             params=self.params,
             engine=self.engine,
         )
-        if fit.failed.all():
-            raise ValueError(
-                "every start failed: "
-                + "; ".join(sorted(set(fit.failure_reason.tolist())))
-                + ". Increase reg_covar or use prior='default'."
-            )
-        best = fit.best
+        best = fit.best_or_raise()
         self.starts_ = fit
         self.best_start_ = best
         self.startprob_ = fit.startprob[best].copy()

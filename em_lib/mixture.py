@@ -248,13 +248,7 @@ class GaussianMixture(EstimatorMixin):
             tol_type=self.tol_type, max_iter=self.max_iter, reg_covar=self.reg_covar,
             prior=prior,
         )
-        if fit.failed.all():
-            raise ValueError(
-                "every start failed: "
-                + "; ".join(sorted(set(fit.failure_reason.tolist())))
-                + ". Increase reg_covar or use prior='default'."
-            )
-        best = fit.best
+        best = fit.best_or_raise()
         self.starts_ = fit
         self.start_origin_ = np.array(origin, dtype=object)
         self.best_start_ = best

@@ -33,6 +33,17 @@ class PerStartResults:
             )
         return int(np.argmax(score))
 
+    def best_or_raise(self) -> int:
+        """:attr:`best`, or a ValueError naming every failure reason when all starts failed
+        (the estimators' message to users)."""
+        if self.failed.all():
+            raise ValueError(
+                "every start failed: "
+                + "; ".join(sorted(set(self.failure_reason.tolist())))
+                + ". Increase reg_covar or use prior='default'."
+            )
+        return self.best
+
     def select(self, index):
         """The fit restricted to the starts ``index`` (an int keeps a leading axis of 1)."""
         index = np.atleast_1d(index)
