@@ -210,6 +210,19 @@ class CompleteDataEngine:
             second = second[..., 0]
         return nk, first, second
 
+    def statistics_from_labels(self, labels, n_components):
+        """Statistics ``(nk, first, second)`` of hard partitions ``labels`` (I, n): one-hot
+        responsibilities built block by block (never (I, n, K) at once), reusing the cached
+        features."""
+        n_init = labels.shape[0]
+        offsets = (np.arange(n_init) * n_components)[None, :]
+        acc = np.zeros((self.layout.n_columns, n_init * n_components))
+        for start, stop, phi in self._blocks():
+            onehot = np.zeros((stop - start, n_init * n_components))
+            onehot[np.arange(stop - start)[:, None], labels[:, start:stop].T + offsets] = 1.0
+            acc += phi.T @ onehot
+        return self._unpack(acc, n_init, n_components, self.X.shape[1])
+
     def statistics_from_resp(self, resp):
         """Weighted statistics for given responsibilities ``resp`` (I, n, K)."""
         n_init, _, n_comp = resp.shape

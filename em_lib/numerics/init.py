@@ -154,32 +154,6 @@ def hierarchical_labels(X, n_components, rng, max_rows=1000):
     return assign(X, centers[None])[0]
 
 
-def partition_sums(features, labels, n_components, block_size=4096):
-    """Per-start, per-cluster column sums of ``features`` (n, f) for hard partitions
-    ``labels`` (I, n): (I, K, f), as one-hot matrix products in blocks of rows."""
-    n_init, n = labels.shape
-    offsets = (np.arange(n_init) * n_components)[None, :]
-    total = np.zeros((n_init * n_components, features.shape[1]))
-    for start in range(0, n, block_size):
-        stop = min(start + block_size, n)
-        onehot = np.zeros((stop - start, n_init * n_components))
-        rows = np.arange(stop - start)[:, None]
-        onehot[rows, labels[:, start:stop].T + offsets] = 1.0
-        total += onehot.T @ features[start:stop]
-    return total.reshape(n_init, n_components, -1)
-
-
-def labels_to_resp_stats(engine: CompleteDataEngine, labels, n_components):
-    """Weighted statistics ``(nk, first, second)`` of hard partitions (I, n)."""
-    from .covariance import second_order_features
-
-    phi = second_order_features(engine.X, engine.layout)
-    acc = partition_sums(phi, labels, n_components)  # (I, K, columns)
-    n_init = labels.shape[0]
-    return engine._unpack(acc.reshape(n_init * n_components, -1).T, n_init, n_components,
-                          engine.X.shape[1])
-
-
 def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *, reg_covar=1e-6,
                        prior=None, kmeans_iter=10, hierarchical_max_rows=1000,
                        kmeans_max_rows=2000,
@@ -248,7 +222,7 @@ def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *,
         else:  # random_from_data
             picks = np.argsort(rng.random((n_init, n)), axis=1)[:, :n_components]
             labels = assign(Xc, Xc[picks])
-        stats = labels_to_resp_stats(engine, labels, n_components)
+        stats = engine.statistics_from_labels(labels, n_components)
     prior_c = prior.shifted(center) if prior is not None else None
     weights, means, covariances = mstep(stats, covariance_type, reg_covar, prior_c)
     return weights, means + center, covariances
