@@ -320,8 +320,8 @@ def test_impute_single_gaussian_is_regression():
 
 
 def test_starts_on_very_different_scales_do_not_underflow_each_other():
-    """The fast normaliser shifts each row by its largest value over all starts; a start whose
-    log-densities are thousands of nats lower must still get its own exact value."""
+    """A start whose log-densities are thousands of nats below another start's must still get
+    its own exact values (the normaliser shifts every start by its own maximum)."""
     rng = np.random.default_rng(13)
     X = rng.normal(size=(50, 2))
     means = np.stack([rng.normal(size=(3, 2)), rng.normal(size=(3, 2)) + 200.0])
@@ -344,3 +344,47 @@ def test_starts_on_very_different_scales_do_not_underflow_each_other():
                                    rtol=1e-12)
         for a, b in zip(both["stats"], one["stats"], strict=True):
             np.testing.assert_allclose(a[i], b[0], rtol=1e-10, atol=1e-300)
+
+
+def test_compiled_exponential_matches_numpy():
+    from em_lib.numerics._normalise import exp_nonpositive
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([-rng.exponential(40.0, 20000), -rng.uniform(0, 1e-6, 1000),
+                        [0.0, -1e-300, -707.9, -708.1, -750.0, -np.inf, np.nan]])
+    got, want = exp_nonpositive(x), np.exp(x)
+    normal = want > 1e-300
+    assert np.max(np.abs(got[normal] - want[normal]) / want[normal]) < 1e-15
+    assert got[x < -708.0].tolist() == [0.0, 0.0, 0.0]  # below the normal range: 0
+    assert np.isnan(got[-1])
+
+
+def test_normaliser_equals_logsumexp_per_start():
+    """The compiled per-start log-sum-exp against scipy on blocks with -inf, huge offsets
+    between starts and NaN; a NaN touches only its own (start, row)."""
+    from scipy.special import logsumexp, softmax
+
+    from em_lib.numerics.gaussian import normalise_log_probs
+
+    rng = np.random.default_rng(4)
+    n_init, n_comp, n_rows = 5, 4, 300
+    values = rng.normal(scale=30.0, size=(n_init, n_comp, n_rows))
+    values[1] -= 5000.0
+    values[2, 0] = -np.inf
+    values[3, :, :7] = -np.inf  # a row where the start has nothing: log_norm -inf
+    values[4, 2, 11] = np.nan
+    block = values.reshape(n_init * n_comp, n_rows).copy()
+    log_norm, resp = normalise_log_probs(block, n_comp, True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = logsumexp(values, axis=1)
+    clean = np.isfinite(want)
+    np.testing.assert_allclose(log_norm[clean], want[clean], rtol=1e-14, atol=1e-12)
+    assert np.isneginf(log_norm[3, :7]).all()
+    assert np.isnan(log_norm[4, 11]) and np.isfinite(np.delete(log_norm[4], 11)).all()
+    resp = resp.reshape(n_init, n_comp, n_rows)
+    for i in (0, 1, 2):
+        np.testing.assert_allclose(resp[i], softmax(values[i], axis=0), rtol=1e-13,
+                                   atol=1e-300)
+    no_resp = values.reshape(n_init * n_comp, n_rows).copy()
+    log_norm_only, _ = normalise_log_probs(no_resp, n_comp, False)
+    np.testing.assert_array_equal(log_norm_only[clean], log_norm[clean])

@@ -20,6 +20,7 @@ Precision Cholesky factors follow scikit-learn's convention: an upper-triangular
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,8 +159,10 @@ def precision_cholesky(covariances: np.ndarray, covariance_type: str):
     """
     check_covariance_type(covariance_type)
     if covariance_type in ("full", "tied"):
-        lower, ok = _cholesky_batched(covariances)
-        prec = np.swapaxes(triangular_inverse(lower), -1, -2)
+        from ._linalg import batched_cholesky_inverse
+
+        _, inverse_lower, ok = batched_cholesky_inverse(covariances)
+        prec = np.swapaxes(inverse_lower, -1, -2)
         ok_start = ok if covariance_type == "tied" else ok.all(axis=-1)
         return prec, ok_start
     positive = np.isfinite(covariances) & (covariances > 0)
@@ -213,6 +216,15 @@ def covariances_from_precision_cholesky(prec_chol: np.ndarray, covariance_type: 
 # ---------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
+def upper_triangle(n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n_features)``, computed once per size (read-only arrays)."""
+    rows, cols = np.triu_indices(n_features)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
+
+
 @dataclass(frozen=True)
 class FeatureLayout:
     """Column layout of the feature matrix ``phi(X) = [1, X, q(X)]``.
@@ -239,7 +251,7 @@ class FeatureLayout:
 
     @property
     def triu(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.triu_indices(self.n_features)
+        return upper_triangle(self.n_features)
 
 
 def second_order_features(X: np.ndarray, layout: FeatureLayout, out: np.ndarray | None = None):
@@ -275,7 +287,7 @@ def precision_terms(prec_chol: np.ndarray, covariance_type: str, n_components: i
                 precision[:, None], (precision.shape[0], n_components) + precision.shape[1:]
             )
         d = precision.shape[-1]
-        rows, cols = np.triu_indices(d)
+        rows, cols = upper_triangle(d)
         vector = precision[..., rows, cols] * np.where(rows == cols, 1.0, 2.0)
         return vector, (lambda means: np.einsum("ikde,ike->ikd", precision, means))
     if covariance_type == "diag":
@@ -322,7 +334,7 @@ def estep_weight_matrix(
 
 def unpack_second_moments(second: np.ndarray, n_features: int) -> np.ndarray:
     """(..., d(d+1)/2) upper-triangle second moments -> symmetric (..., d, d)."""
-    rows, cols = np.triu_indices(n_features)
+    rows, cols = upper_triangle(n_features)
     full = np.empty(second.shape[:-1] + (n_features, n_features))
     full[..., rows, cols] = second
     full[..., cols, rows] = second

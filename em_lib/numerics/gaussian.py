@@ -29,92 +29,33 @@ from .covariance import (
     unpack_second_moments,
 )
 
-DEFAULT_BLOCK_SIZE = 4096
+DEFAULT_BLOCK_SIZE = 1024
 DEFAULT_CACHE_BYTES = 1 << 30
 
 
-def _fold(values: np.ndarray, op) -> np.ndarray:
-    """Reduce the last axis pairwise (log2(K) vectorised steps; faster than a short-axis
-    reduction in numpy)."""
-    while values.shape[-1] > 1:
-        half = values.shape[-1] // 2
-        folded = op(values[..., :half], values[..., half : 2 * half])
-        if values.shape[-1] % 2:
-            folded = np.concatenate([folded, values[..., 2 * half :]], axis=-1)
-        values = folded
-    return values[..., 0]
+def normalise_log_probs(weighted_t: np.ndarray, n_components: int, want_resp: bool):
+    """Per-start logsumexp over components of a block of shape (I*K, B), in place.
 
+    The block is laid out components x rows (row ``i * K + k`` for start i, component k) so
+    that the compiled kernel (:mod:`em_lib.numerics._normalise`) runs over contiguous rows.
+    Every (start, row) is shifted by its own maximum, so no start can spoil another's
+    normalisation.
 
-def _exact_normalise(weighted, n_components):
-    """Per-start shifted logsumexp (the careful path): returns (log_norm (B, I), exp'd block
-    (B, I*K) shifted per start, totals (B, I))."""
-    grouped = weighted.reshape(weighted.shape[0], -1, n_components)
-    shift = _fold(grouped, np.maximum)
-    finite_shift = np.where(np.isfinite(shift), shift, 0.0)
-    grouped -= finite_shift[..., None]
-    np.exp(grouped, out=grouped)
-    total = _fold(grouped, np.add)
-    with np.errstate(divide="ignore"):
-        return finite_shift + np.log(total), weighted, total
-
-
-UNDERFLOW = 1e-250
-
-
-def normalise_log_probs(weighted: np.ndarray, n_components: int, want_resp: bool,
-                        raw_rows=None):
-    """Per-start logsumexp over components of a (B, I*K) block, in place.
-
-    Fast path: one shift per row (the largest value over every start and component, a
-    contiguous reduction), the exponentials, and the per-start sums as one matrix product. A
-    (row, start) whose sum underflows because another start dominates the shift is redone
-    with its own shift from ``raw_rows(rows)`` (the block's original values for those rows;
-    computed again by the caller), so no start can spoil another's.
-
-    Returns ``(log_norm, block)`` with ``log_norm`` of shape (B, I); if ``want_resp`` the block
-    is overwritten with the responsibilities.
+    Returns ``(log_norm, block)`` with ``log_norm`` of shape (I, B); if ``want_resp`` the block
+    is overwritten with the responsibilities, otherwise with unnormalised exponentials.
     """
-    n_rows, n_columns = weighted.shape
+    from ._normalise import normalise_block
+
+    n_columns, n_rows = weighted_t.shape
     n_init = n_columns // n_components
-    if raw_rows is None:
-        saved = weighted.copy()
-        raw_rows = saved.__getitem__
-    with np.errstate(invalid="ignore"):
-        shift = np.fmax.reduce(weighted, axis=1)
-    shift = np.where(np.isfinite(shift), shift, 0.0)
-    weighted -= shift[:, None]
-    np.exp(weighted, out=weighted)
-    total = weighted @ _group_indicator(n_init, n_components)
-    with np.errstate(divide="ignore"):
-        log_norm = shift[:, None] + np.log(total)
-    redo = total < UNDERFLOW
-    if redo.any():
-        rows = np.flatnonzero(redo.any(axis=1))
-        redo = redo[rows]
-        exact_log, exact_block, exact_total = _exact_normalise(raw_rows(rows), n_components)
-        mask = np.repeat(redo, n_components, axis=1)
-        block = weighted[rows]
-        block[mask] = exact_block[mask]
-        weighted[rows] = block
-        for target, source in ((total, exact_total), (log_norm, exact_log)):
-            part = target[rows]
-            part[redo] = source[redo]
-            target[rows] = part
-    if want_resp:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            weighted.reshape(n_rows, n_init, n_components)[...] /= total[..., None]
-    return log_norm, weighted
-
-
-_INDICATORS: dict = {}
-
-
-def _group_indicator(n_init, n_components):
-    """(I*K, I) 0/1 matrix summing each start's components."""
-    key = (n_init, n_components)
-    if key not in _INDICATORS:
-        _INDICATORS[key] = np.repeat(np.eye(n_init), n_components, axis=0)
-    return _INDICATORS[key]
+    if not weighted_t.flags.c_contiguous:
+        weighted_t = np.ascontiguousarray(weighted_t)
+    shift = np.empty((n_init, n_rows))
+    total = np.empty((n_init, n_rows))
+    normalise_block(weighted_t, n_init, n_components, bool(want_resp), shift, total)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_norm = shift + np.log(total)
+    return log_norm, weighted_t
 
 
 def _typed_second(second_full: np.ndarray, covariance_type: str) -> np.ndarray:
@@ -178,19 +119,18 @@ class CompleteDataEngine:
         acc = np.zeros((self.layout.n_columns, n_init * n_comp)) if want_stats else None
         log_prob = np.empty((n_init, self.n_samples, n_comp)) if want_log_prob else None
         samples = np.empty((n_init, self.n_samples)) if want_samples else None
+        W_t = np.ascontiguousarray(W.T)
         for start, stop, phi in self._blocks():
-            weighted = phi @ W
+            weighted_t = W_t @ phi.T  # (I*K, B)
             if want_log_prob:
-                log_prob[:, start:stop] = np.transpose(
-                    weighted.reshape(stop - start, n_init, n_comp), (1, 0, 2)
-                )
-            log_norm, resp = normalise_log_probs(weighted, n_comp, want_stats,
-                                                 lambda rows, phi=phi: phi[rows] @ W)
-            loglik += log_norm.sum(0)
+                log_prob[:, start:stop] = np.swapaxes(
+                    weighted_t.reshape(n_init, n_comp, stop - start), 1, 2)
+            log_norm, resp_t = normalise_log_probs(weighted_t, n_comp, want_stats)
+            loglik += log_norm.sum(1)
             if want_samples:
-                samples[:, start:stop] = log_norm.T
+                samples[:, start:stop] = log_norm
             if want_stats:
-                acc += phi.T @ resp
+                acc += phi.T @ resp_t.T
         out = {"loglik": loglik}
         if want_stats:
             out["stats"] = self._unpack(acc, n_init, n_comp, d)
@@ -310,25 +250,21 @@ class MissingDataEngine:
             cov_oo = full[:, :, obs[:, None], obs]
             prec_oo, ok = precision_cholesky(cov_oo, "full")
             W = estep_weight_matrix(log_weights, means[..., obs], prec_oo, "full")
+            W_t = np.ascontiguousarray(W.T)
             acc = np.zeros((layout.n_columns, n_init * n_comp)) if want_stats else None
             for block_rows, phi in self._pattern_blocks(obs, rows, layout, phi_cache):
-                def _masked(values, ok=ok):
-                    if not ok.all():
-                        values.reshape(len(values), n_init, n_comp)[:, ~ok] = np.nan
-                    return values
-
-                weighted = _masked(phi @ W)
+                weighted_t = W_t @ phi.T  # (I*K, B)
+                if not ok.all():
+                    weighted_t.reshape(n_init, n_comp, -1)[~ok] = np.nan
                 if want_log_prob:
-                    log_prob[:, block_rows] = np.transpose(
-                        weighted.reshape(len(block_rows), n_init, n_comp), (1, 0, 2)
-                    )
-                log_norm, resp = normalise_log_probs(
-                    weighted, n_comp, want_stats, lambda rows, phi=phi, W=W: _masked(phi[rows] @ W))
-                loglik += log_norm.sum(0)
+                    log_prob[:, block_rows] = np.swapaxes(
+                        weighted_t.reshape(n_init, n_comp, len(block_rows)), 1, 2)
+                log_norm, resp_t = normalise_log_probs(weighted_t, n_comp, want_stats)
+                loglik += log_norm.sum(1)
                 if want_samples:
-                    samples[:, block_rows] = log_norm.T
+                    samples[:, block_rows] = log_norm
                 if want_stats:
-                    acc += phi.T @ resp
+                    acc += phi.T @ resp_t.T
             if want_stats:
                 self._accumulate(acc, obs, miss, means, full, cov_oo, nk, first, second)
         out = {"loglik": loglik}
