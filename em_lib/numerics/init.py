@@ -32,6 +32,9 @@ Missing entries are replaced by column means for the purpose of initialisation o
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 
 from .covariance import check_covariance_type
@@ -52,9 +55,97 @@ def _squared_distances(X, sq_norms, centers):
     """|x_n - c_ik|^2 for X (n, d) and centers (I, K, d): (n, I, K)."""
     n_init, n_comp, d = centers.shape
     flat = centers.reshape(-1, d)
-    dist = sq_norms[:, None] - 2 * (X @ flat.T) + np.einsum("cd,cd->c", flat, flat)[None]
+    # (|x|^2 - 2 x.c) + |c|^2, evaluated in place (same operations as the expression)
+    dist = X @ flat.T
+    dist *= 2
+    np.subtract(sq_norms[:, None], dist, out=dist)
+    dist += np.einsum("cd,cd->c", flat, flat)
     np.maximum(dist, 0, out=dist)
     return dist.reshape(X.shape[0], n_init, n_comp)
+
+
+# ---------------------------------------------------------------------------------------
+# Compiled kernels (numba, compiled on first use and cached on disk). numba is imported
+# lazily, as in em_lib.numerics.hmm_em, so that importing em_lib stays light; without numba
+# the numpy versions below are used. Both give bit-identical results: the kernels do the
+# same floating-point operations in the same order as the numpy code they replace.
+_KERNELS = None
+
+
+def _kernels():
+    global _KERNELS
+    if _KERNELS is None:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba is a declared dependency
+            _KERNELS = False
+            return _KERNELS
+
+        @numba.njit(cache=True, nogil=True)
+        def grouped_argmin(block, offsets, n_comp, labels, start):
+            # labels[i, start + r] = argmin_k (block + offsets)[r, i * n_comp + k], numpy.argmin's
+            # ties (first minimum) and NaN (first NaN) rules; branch-free main loop, a NaN
+            # anywhere in a group makes ``check`` NaN and sends it to the slow path
+            n_rows, width = block.shape
+            n_init = width // n_comp
+            for r in range(n_rows):
+                for i in range(n_init):
+                    base = i * n_comp
+                    best = block[r, base] + offsets[base]
+                    best_k = 0
+                    check = best
+                    for k in range(1, n_comp):
+                        value = block[r, base + k] + offsets[base + k]
+                        check += value
+                        lower = value < best
+                        best = value if lower else best
+                        best_k = k if lower else best_k
+                    if check != check:
+                        for k in range(n_comp):
+                            value = block[r, base + k] + offsets[base + k]
+                            if value != value:
+                                best_k = k
+                                break
+                    labels[i, start + r] = best_k
+
+        @numba.njit(cache=True, nogil=True)
+        def cluster_sums(X, labels, n_comp):
+            # per start: counts (A, K) and coordinate sums (A, K, d), rows added in order
+            n_starts, n = labels.shape
+            d = X.shape[1]
+            counts = np.zeros((n_starts, n_comp), dtype=np.int64)
+            sums = np.zeros((n_starts, n_comp, d))
+            for a in range(n_starts):
+                for r in range(n):
+                    k = labels[a, r]
+                    counts[a, k] += 1
+                    for j in range(d):
+                        sums[a, k, j] += X[r, j]
+            return counts, sums
+
+        _KERNELS = (grouped_argmin, cluster_sums)
+    return _KERNELS
+
+
+def _cluster_sums_numpy(X, labels, n_comp):
+    n_starts = labels.shape[0]
+    offsets = (np.arange(n_starts) * n_comp)[:, None]
+    size = n_starts * n_comp
+    flat = (labels + offsets).ravel()
+    counts = np.bincount(flat, minlength=size).reshape(n_starts, n_comp)
+    sums = np.stack(
+        [np.bincount(flat, weights=np.tile(column, n_starts), minlength=size)
+         for column in X.T], axis=-1).reshape(n_starts, n_comp, -1)
+    return counts, sums
+
+
+def cluster_sums(X, labels, n_comp):
+    """Counts (I, K) and coordinate sums (I, K, d) of the partitions ``labels`` (I, n)."""
+    kernels = _kernels()
+    if kernels:
+        return kernels[1](np.ascontiguousarray(X, dtype=float),
+                          np.ascontiguousarray(labels, dtype=np.int64), int(n_comp))
+    return _cluster_sums_numpy(X, labels, n_comp)
 
 
 def kmeans_plusplus(X, n_components, n_init, rng, n_trials=None):
@@ -66,35 +157,53 @@ def kmeans_plusplus(X, n_components, n_init, rng, n_trials=None):
     first = rng.integers(n, size=n_init)
     centers[:, 0] = X[first]
     closest = _squared_distances(X, sq_norms, centers[:, :1])[:, :, 0].T  # (I, n)
+    starts = np.arange(n_init)
     for comp in range(1, n_components):  # seeding is sequential by nature
         cumulative = np.cumsum(closest, axis=1)
         totals = cumulative[:, -1]
         draws = rng.random((n_init, n_trials)) * totals[:, None]
-        cand = np.empty((n_init, n_trials), dtype=int)
-        for trial in range(n_trials):
-            cand[:, trial] = np.minimum(
-                (cumulative < draws[:, trial : trial + 1]).sum(axis=1), n - 1
-            )
+        # candidate = number of cumulative sums below the draw (cumulative is non-decreasing)
+        cand = np.empty((n_init, n_trials), dtype=np.intp)
+        for start in range(n_init):
+            cand[start] = np.searchsorted(cumulative[start], draws[start], side="left")
+        np.minimum(cand, n - 1, out=cand)
         cand_points = X[cand]  # (I, T, d)
         cand_dist = _squared_distances(X, sq_norms, cand_points)  # (n, I, T)
         merged = np.minimum(closest.T[:, :, None], cand_dist)
         potential = merged.sum(axis=0)  # (I, T)
         best = np.argmin(potential, axis=1)
-        centers[:, comp] = cand_points[np.arange(n_init), best]
-        closest = merged[:, np.arange(n_init), best].T
+        centers[:, comp] = cand_points[starts, best]
+        closest = merged[:, starts, best].T
     return centers
 
 
-def assign(X, centers, block_size=4096):
+def assign(X, centers, block_size=4096, scratch=None):
     """Nearest-centre labels (I, n), in blocks of rows (``|x|^2`` is the same for every
-    centre, so only ``|c|^2 - 2 x.c`` is compared)."""
+    centre, so only ``|c|^2 - 2 x.c`` is compared). ``scratch``: optional 1-d float buffer of
+    at least ``min(n, block_size) * I * K`` entries, reused for the blocks."""
     n_init, n_comp, d = centers.shape
     flat = centers.reshape(-1, d)
     offsets = np.einsum("cd,cd->c", flat, flat)
-    labels = np.empty((n_init, X.shape[0]), dtype=int)
-    for start in range(0, X.shape[0], block_size):
-        block = X[start:start + block_size] @ (-2 * flat.T) + offsets
-        labels[:, start:start + block_size] = block.reshape(-1, n_init, n_comp).argmin(2).T
+    scaled = -2 * flat.T
+    n = X.shape[0]
+    labels = np.empty((n_init, n), dtype=np.int64)
+    kernels = _kernels()
+    if not kernels:
+        for start in range(0, n, block_size):
+            block = X[start:start + block_size] @ scaled + offsets
+            labels[:, start:start + block_size] = block.reshape(-1, n_init, n_comp).argmin(2).T
+        return labels
+    # one buffer for all blocks (fresh multi-megabyte temporaries cost page faults); the
+    # kernel adds the offsets and takes the argmin in one pass
+    width = n_init * n_comp
+    size = min(n, block_size) * width
+    if scratch is None or scratch.size < size:
+        scratch = np.empty(size)
+    for start in range(0, n, block_size):
+        rows = X[start:start + block_size]
+        block = scratch[:rows.shape[0] * width].reshape(rows.shape[0], width)
+        np.matmul(rows, scaled, out=block)
+        kernels[0](block, offsets, n_comp, labels, start)
     return labels
 
 
@@ -103,22 +212,16 @@ def lloyd_centers(X, centers, max_iter):
     ``max_iter`` iterations); empty clusters keep their previous centre. Returns (I, K, d)."""
     n_comp = centers.shape[1]
     centers = centers.copy()
-    labels = assign(X, centers)
+    scratch = np.empty(min(X.shape[0], 4096) * centers.shape[0] * n_comp)
+    labels = assign(X, centers, scratch=scratch)
     active = np.arange(centers.shape[0])
     for _ in range(max_iter):
-        n_active = active.size
-        offsets = (np.arange(n_active) * n_comp)[:, None]
-        size = n_active * n_comp
-        flat = (labels[active] + offsets).ravel()
-        counts = np.bincount(flat, minlength=size).reshape(n_active, n_comp)
-        totals = np.stack(
-            [np.bincount(flat, weights=np.tile(column, n_active), minlength=size)
-             for column in X.T], axis=-1).reshape(n_active, n_comp, -1)
+        counts, totals = cluster_sums(X, labels[active], n_comp)
         nonempty = counts > 0
         updated = centers[active]
         updated[nonempty] = totals[nonempty] / counts[nonempty][:, None]
         centers[active] = updated
-        new_labels = assign(X, updated)
+        new_labels = assign(X, updated, scratch=scratch)
         changed = (new_labels != labels[active]).any(axis=1)
         labels[active] = new_labels
         active = active[changed]
@@ -136,21 +239,46 @@ def whiten(X):
     return centred @ vt[keep].T / singular[keep] * np.sqrt(max(len(X) - 1, 1))
 
 
+# Ward trees by content of the clustered rows: the tree does not depend on K, so fits of
+# several K on the same data (an estimator's contained models) build it once. Bounded LRU.
+_WARD_CACHE: OrderedDict = OrderedDict()
+WARD_CACHE_SIZE = 32
+
+
+def ward_tree(Y):
+    """scipy's Ward linkage of the rows of ``Y``, cached by a SHA-1 of the rows' bytes."""
+    from scipy.cluster.hierarchy import linkage
+
+    Y = np.ascontiguousarray(Y, dtype=float)
+    key = (hashlib.sha1(Y.view(np.uint8).ravel()).hexdigest(), Y.shape)
+    tree = _WARD_CACHE.get(key)
+    if tree is not None:
+        _WARD_CACHE.move_to_end(key)
+        return tree
+    tree = linkage(Y, method="ward")
+    tree.flags.writeable = False
+    _WARD_CACHE[key] = tree
+    while len(_WARD_CACHE) > WARD_CACHE_SIZE:
+        _WARD_CACHE.popitem(last=False)
+    return tree
+
+
 def hierarchical_labels(X, n_components, rng, max_rows=1000):
     """Ward clustering cut at K clusters; rows outside the subsample go to the nearest centre."""
-    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.cluster.hierarchy import fcluster
 
     n = X.shape[0]
     if n_components == 1 or n < 2:
         return np.zeros(n, dtype=int)
     rows = np.arange(n) if n <= max_rows else np.sort(rng.choice(n, max_rows, replace=False))
-    tree = linkage(X[rows], method="ward")
+    sub = X[rows]
+    tree = ward_tree(sub)
     cut = fcluster(tree, t=n_components, criterion="maxclust") - 1
     n_found = cut.max() + 1
-    centers = np.stack([X[rows][cut == c].mean(axis=0) for c in range(n_found)])
+    centers = np.stack([sub[cut == c].mean(axis=0) for c in range(n_found)])
     if n_found < n_components:  # ties: pad with the points farthest from their centre
-        far = np.argsort(-((X[rows] - centers[cut]) ** 2).sum(axis=1))
-        centers = np.concatenate([centers, X[rows][far[: n_components - n_found]]])
+        far = np.argsort(-((sub - centers[cut]) ** 2).sum(axis=1))
+        centers = np.concatenate([centers, sub[far[: n_components - n_found]]])
     return assign(X, centers[None])[0]
 
 
