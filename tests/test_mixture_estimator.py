@@ -8,6 +8,7 @@ import pytest
 from em_lib import GaussianMixture
 from em_lib.data import load_dataset
 from em_lib.numerics.covariance import COVARIANCE_TYPES, n_parameters
+from em_lib.numerics.mixture_em import fit_mixture_em
 
 
 def test_check_estimator_passes():
@@ -29,8 +30,9 @@ def test_clone_and_params_round_trip():
 
 def test_fit_attributes_and_every_start_kept():
     X = load_dataset("old_faithful").X
-    est = GaussianMixture(2, n_init=6, random_state=0).fit(X)
+    est = GaussianMixture(2, n_init=6, random_state=0, polish_tol=None).fit(X)
     fit = est.starts_
+    assert est.polish_ is None
     assert fit.n_init == 6 + 4  # 6 requested + diag, tied, split and epsilon starts from K=1
     assert len(est.start_origin_) == fit.n_init
     assert est.weights_.shape == (2,) and est.means_.shape == (2, 2)
@@ -40,6 +42,32 @@ def test_fit_attributes_and_every_start_kept():
     assert est.lower_bounds_[-1] == est.lower_bound_
     assert est.score(X) == pytest.approx(fit.log_likelihood[est.best_start_] / len(X))
     assert fit.trace.shape == (fit.n_init, est.max_iter)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_polishing_continues_the_best_starts_to_the_optimum(covariance_type):
+    X = load_dataset("iris").X
+    kwargs = dict(n_components=3, covariance_type=covariance_type, n_init=5, random_state=2,
+                  nested_starts=False)
+    loose = GaussianMixture(**kwargs, polish_tol=None).fit(X)
+    est = GaussianMixture(**kwargs).fit(X)
+    # the starts themselves are the same; polishing only adds
+    np.testing.assert_array_equal(est.starts_.log_likelihood, loose.starts_.log_likelihood)
+    assert est.polish_ is not None and 1 <= est.polish_.n_init <= 3
+    assert est.score(X) >= loose.score(X) - 1e-12
+    bounds = np.array(est.lower_bounds_)
+    assert len(bounds) == est.n_iter_ > est.starts_.n_iter[est.best_start_]
+    assert np.all(np.diff(bounds) >= -1e-12)
+    total = bounds * len(X)
+    assert est.converged_
+    assert abs(total[-1] - total[-2]) / (1 + abs(total[-1])) < 1e-10
+    # the same as running that start to the tight tolerance directly
+    fit = est.starts_
+    best = est.best_start_
+    direct = fit_mixture_em(X, fit.weights[[best]], fit.means[[best]],
+                            fit.covariances[[best]], covariance_type, tol=1e-10,
+                            tol_type="relative", max_iter=1000)
+    assert direct.log_likelihood[0] == pytest.approx(est.score(X) * len(X), rel=1e-12)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
