@@ -18,6 +18,8 @@ starting parameters of all ``n_init`` starts at once:
     Ward agglomerative clustering (the model-based hierarchical clustering of the spherical
     equal-volume model, mclust's style of start) of the data, or of a random subsample of
     ``hierarchical_max_rows`` rows, cut at ``K`` clusters; deterministic for small data.
+    The Ward tree does not depend on ``K``: trees are cached by the content of the clustered
+    rows (a few dozen), so fits of several ``K`` on the same rows build it once.
 ``"short-em"``
     Biernacki, Celeux & Govaert (2003): ``short_em_runs`` short EM runs (``short_em_iter``
     iterations) from k-means++ starts per start; the best short run becomes the start.
@@ -33,6 +35,7 @@ Missing entries are replaced by column means for the purpose of initialisation o
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -123,7 +126,26 @@ def _kernels():
                         sums[a, k, j] += X[r, j]
             return counts, sums
 
-        _KERNELS = (grouped_argmin, cluster_sums)
+        @numba.njit(cache=True, nogil=True)
+        def candidate_potentials(products, sq_norms, center_norms, closest, merged, potential):
+            # merged[r, c] = min(closest[c // T, r], max((|x_r|^2 - 2 products[r, c]) + |c|^2, 0))
+            # and potential[c] = sum_r merged[r, c], rows added in order (numpy's axis-0 sum)
+            n_rows, width = products.shape
+            n_trials = width // closest.shape[0]
+            for c in range(width):
+                potential[c] = 0.0
+            for r in range(n_rows):
+                for c in range(width):
+                    value = (sq_norms[r] - products[r, c] * 2.0) + center_norms[c]
+                    if value < 0.0:
+                        value = 0.0
+                    current = closest[c // n_trials, r]
+                    if current < value or current != current:
+                        value = current
+                    merged[r, c] = value
+                    potential[c] += value
+
+        _KERNELS = (grouped_argmin, cluster_sums, candidate_potentials)
     return _KERNELS
 
 
@@ -158,6 +180,12 @@ def kmeans_plusplus(X, n_components, n_init, rng, n_trials=None):
     centers[:, 0] = X[first]
     closest = _squared_distances(X, sq_norms, centers[:, :1])[:, :, 0].T  # (I, n)
     starts = np.arange(n_init)
+    kernels = _kernels()
+    if kernels:
+        width = n_init * n_trials
+        products = np.empty((n, width))
+        merged = np.empty((n, width))
+        potential = np.empty(width)
     for comp in range(1, n_components):  # seeding is sequential by nature
         cumulative = np.cumsum(closest, axis=1)
         totals = cumulative[:, -1]
@@ -168,12 +196,19 @@ def kmeans_plusplus(X, n_components, n_init, rng, n_trials=None):
             cand[start] = np.searchsorted(cumulative[start], draws[start], side="left")
         np.minimum(cand, n - 1, out=cand)
         cand_points = X[cand]  # (I, T, d)
-        cand_dist = _squared_distances(X, sq_norms, cand_points)  # (n, I, T)
-        merged = np.minimum(closest.T[:, :, None], cand_dist)
-        potential = merged.sum(axis=0)  # (I, T)
-        best = np.argmin(potential, axis=1)
+        if kernels:
+            flat = cand_points.reshape(-1, d)
+            np.matmul(X, flat.T, out=products)
+            kernels[2](products, sq_norms, np.einsum("cd,cd->c", flat, flat),
+                       np.ascontiguousarray(closest), merged, potential)
+            best = np.argmin(potential.reshape(n_init, n_trials), axis=1)
+            closest = merged.reshape(n, n_init, n_trials)[:, starts, best].T
+        else:
+            cand_dist = _squared_distances(X, sq_norms, cand_points)  # (n, I, T)
+            merged_np = np.minimum(closest.T[:, :, None], cand_dist)
+            best = np.argmin(merged_np.sum(axis=0), axis=1)  # (I,)
+            closest = merged_np[:, starts, best].T
         centers[:, comp] = cand_points[starts, best]
-        closest = merged[:, starts, best].T
     return centers
 
 
@@ -242,24 +277,28 @@ def whiten(X):
 # Ward trees by content of the clustered rows: the tree does not depend on K, so fits of
 # several K on the same data (an estimator's contained models) build it once. Bounded LRU.
 _WARD_CACHE: OrderedDict = OrderedDict()
+_WARD_CACHE_LOCK = threading.Lock()
 WARD_CACHE_SIZE = 32
 
 
 def ward_tree(Y):
-    """scipy's Ward linkage of the rows of ``Y``, cached by a SHA-1 of the rows' bytes."""
+    """scipy's Ward linkage of the rows of ``Y``, cached by a SHA-1 of the rows' bytes and
+    their shape (read-only array; at most ``WARD_CACHE_SIZE`` trees are kept)."""
     from scipy.cluster.hierarchy import linkage
 
     Y = np.ascontiguousarray(Y, dtype=float)
     key = (hashlib.sha1(Y.view(np.uint8).ravel()).hexdigest(), Y.shape)
-    tree = _WARD_CACHE.get(key)
-    if tree is not None:
-        _WARD_CACHE.move_to_end(key)
-        return tree
+    with _WARD_CACHE_LOCK:
+        tree = _WARD_CACHE.get(key)
+        if tree is not None:
+            _WARD_CACHE.move_to_end(key)
+            return tree
     tree = linkage(Y, method="ward")
     tree.flags.writeable = False
-    _WARD_CACHE[key] = tree
-    while len(_WARD_CACHE) > WARD_CACHE_SIZE:
-        _WARD_CACHE.popitem(last=False)
+    with _WARD_CACHE_LOCK:
+        _WARD_CACHE[key] = tree
+        while len(_WARD_CACHE) > WARD_CACHE_SIZE:
+            _WARD_CACHE.popitem(last=False)
     return tree
 
 
