@@ -46,7 +46,12 @@ from .numerics.covariance import (
     n_parameters,
     triangular_inverse,
 )
-from .numerics.gaussian import impute_mixture, log_gaussian_density
+from .numerics.gaussian import (
+    PreparedData,
+    impute_mixture,
+    log_gaussian_density,
+    run_estep,
+)
 from .numerics.init import check_init, initial_parameters
 from .numerics.mixture_em import TOL_TYPES, fit_mixture_em
 from .numerics.prior import ConjugatePrior, default_prior
@@ -216,14 +221,15 @@ class GaussianMixture(EstimatorMixin):
             f"{name} has shape {array.shape}; expected {shape_tail} or {(n_init,) + shape_tail}"
         )
 
-    def _starting_parameters(self, X, rng, prior):
+    def _starting_parameters(self, X, rng, prior, prepared=None):
         n_init, n_comp, ct = self.n_init, self.n_components, self.covariance_type
         d = X.shape[1]
         if self.warm_start and self.__sklearn_is_fitted__():
             return (self.weights_[None].copy(), self.means_[None].copy(),
                     self.covariances_[None].copy())
         weights, means, covariances = initial_parameters(
-            X, n_comp, ct, n_init, self.init_params, rng, reg_covar=self.reg_covar, prior=prior
+            X, n_comp, ct, n_init, self.init_params, rng, reg_covar=self.reg_covar, prior=prior,
+            prepared=prepared,
         )
         if self.weights_init is not None:
             weights = self._user_init("weights_init", self.weights_init, (n_comp,), n_init)
@@ -261,7 +267,8 @@ class GaussianMixture(EstimatorMixin):
         X = self._validate_fit_data(X)
         rng = make_rng(self.random_state)
         prior = self._prior_for(X)
-        weights, means, covariances = self._starting_parameters(X, rng, prior)
+        prepared = PreparedData(X, self.covariance_type)
+        weights, means, covariances = self._starting_parameters(X, rng, prior, prepared)
         origin = [self.init_params] * weights.shape[0]
         if self._use_nested():
             from .nested import nested_starting_parameters
@@ -275,7 +282,7 @@ class GaussianMixture(EstimatorMixin):
         fit = fit_mixture_em(
             X, weights, means, covariances, self.covariance_type, tol=self.tol,
             tol_type=self.tol_type, max_iter=self.max_iter, reg_covar=self.reg_covar,
-            prior=prior,
+            prior=prior, prepared=prepared,
         )
         best = fit.best_or_raise()
         self.starts_ = fit
@@ -285,7 +292,7 @@ class GaussianMixture(EstimatorMixin):
         converged, n_iter = fit.converged[best], fit.n_iter[best]
         self.polish_ = None
         if self.polish_tol is not None and self.max_iter > 0:
-            polished = self._polish(X, fit, prior)
+            polished = self._polish(X, fit, prior, prepared)
             if polished is not None:
                 self.polish_, chosen, row = polished
                 self.best_start_ = best = chosen
@@ -315,9 +322,16 @@ class GaussianMixture(EstimatorMixin):
                 f"{self.tol_type}); increase max_iter or tol.",
                 ConvergenceWarning, stacklevel=2,
             )
-        return self.predict(X)
+        # labels through the fit's engine (no second pass building features)
+        result = run_estep(prepared.engine, np.log(self.weights_)[None],
+                           (self.means_ - prepared.center)[None], self.covariances_[None],
+                           self.precisions_cholesky_[None], want_stats=False,
+                           want_log_prob=True)
+        labels = np.full(X.shape[0], int(np.argmax(self.weights_)))
+        labels[prepared.keep] = result["weighted_log_prob"][0].argmax(axis=1)
+        return labels
 
-    def _polish(self, X, fit, prior):
+    def _polish(self, X, fit, prior, prepared):
         """Continue the best distinct starts to ``polish_tol``; returns (MixtureFit of the
         polished starts, index of the chosen start in ``starts_``, its row in the polish fit)
         or None when no start could be polished."""
@@ -337,6 +351,7 @@ class GaussianMixture(EstimatorMixin):
             X, fit.weights[chosen], fit.means[chosen], fit.covariances[chosen],
             self.covariance_type, tol=self.polish_tol, tol_type="relative",
             max_iter=10 * self.max_iter, reg_covar=self.reg_covar, prior=prior,
+            prepared=prepared,
         )
         score = np.where(polish.failed, -np.inf, polish.objective)
         row = int(np.argmax(score))

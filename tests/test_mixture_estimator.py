@@ -188,3 +188,18 @@ def test_sample_shapes_and_moments():
     draws, labels = est.sample(20000)
     assert draws.shape == (20000, 2) and labels.shape == (20000,)
     np.testing.assert_allclose(draws.mean(axis=0), est.weights_ @ est.means_, rtol=0.02)
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_fit_predict_equals_predict(missing):
+    X = load_dataset("old_faithful").X.copy()
+    if missing:
+        rng = np.random.default_rng(5)
+        X[rng.random(X.shape) < 0.2] = np.nan
+        X[3] = np.nan  # a row with nothing observed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = GaussianMixture(3, covariance_type="diag", n_init=3, random_state=0)
+        labels = est.fit_predict(X)
+        np.testing.assert_array_equal(labels, est.predict(X))
+    assert len(set(labels.tolist())) == 3

@@ -371,6 +371,30 @@ def make_engine(X, covariance_type, block_size=DEFAULT_BLOCK_SIZE,
     return CompleteDataEngine(X, covariance_type, block_size, cache_bytes)
 
 
+class PreparedData:
+    """Data ready for fitting: which rows are used, their centre and the engine built on the
+    centred rows. Building the engine (the feature matrix ``phi(X)``) is a pass over the data,
+    so one object is shared by the initialisation, the EM run and the polishing of a fit.
+
+    ``keep`` marks rows with at least one observed entry; ``center`` is their column mean
+    (NaN ignored); ``engine`` works on ``X[keep] - center``.
+    """
+
+    def __init__(self, X, covariance_type, block_size=DEFAULT_BLOCK_SIZE,
+                 cache_bytes=DEFAULT_CACHE_BYTES, force_missing=False):
+        X = np.asarray(X, dtype=float)
+        self.keep = ~np.isnan(X).all(axis=1)
+        kept = X[self.keep]
+        self.center = np.nanmean(kept, axis=0)
+        self.covariance_type = covariance_type
+        self.engine = make_engine(kept - self.center, covariance_type, block_size, cache_bytes,
+                                  force_missing)
+
+    @property
+    def missing(self) -> bool:
+        return isinstance(self.engine, MissingDataEngine)
+
+
 def run_estep(engine, log_weights, means, covariances, prec_chol, **kwargs):
     """Dispatch an E-step to either engine (complete data takes factors, missing takes
     covariances)."""

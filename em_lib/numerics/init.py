@@ -324,13 +324,16 @@ def hierarchical_labels(X, n_components, rng, max_rows=1000):
 def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *, reg_covar=1e-6,
                        prior=None, kmeans_iter=10, hierarchical_max_rows=1000,
                        kmeans_max_rows=2000,
-                       short_em_runs=10, short_em_iter=5):
+                       short_em_runs=10, short_em_iter=5, prepared=None):
     """Starting weights, means and covariances for ``n_init`` starts.
 
     Parameters
     ----------
     X : (n_samples, n_features) array; NaN allowed (mean-imputed for initialisation)
     rng : numpy.random.Generator
+    prepared : em_lib.numerics.gaussian.PreparedData, optional
+        The fit's engine for the same ``X`` (complete data): its centred data and cached
+        features are reused instead of being built again.
 
     Returns
     -------
@@ -338,19 +341,25 @@ def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *,
     """
     check_covariance_type(covariance_type)
     check_init(method)
-    X = np.asarray(X, dtype=float)
-    X = X[~np.isnan(X).all(axis=1)]
-    if np.isnan(X).any():
-        X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
-    center = X.mean(axis=0)
-    Xc = X - center
-    n, d = X.shape
-    engine = CompleteDataEngine(Xc, covariance_type)
+    if (prepared is not None and not prepared.missing
+            and prepared.covariance_type == covariance_type):
+        engine, center = prepared.engine, prepared.center
+        Xc = engine.X
+    else:
+        X = np.asarray(X, dtype=float)
+        X = X[~np.isnan(X).all(axis=1)]
+        if np.isnan(X).any():
+            X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+        center = X.mean(axis=0)
+        Xc = X - center
+        engine = CompleteDataEngine(Xc, covariance_type)
+    n, d = Xc.shape
 
     if method == "short-em":
         from .mixture_em import fit_mixture_em
 
         n_runs = n_init * short_em_runs
+        X = Xc + center
         w0, m0, c0 = initial_parameters(X, n_components, covariance_type, n_runs, "k-means++",
                                         rng, reg_covar=reg_covar, prior=prior)
         short = fit_mixture_em(X, w0, m0, c0, covariance_type, tol=0.0, max_iter=short_em_iter,

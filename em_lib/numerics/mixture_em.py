@@ -18,6 +18,7 @@ from .gaussian import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_CACHE_BYTES,
     MissingDataEngine,
+    PreparedData,
     make_engine,
     run_estep,
 )
@@ -165,6 +166,7 @@ def fit_mixture_em(
     block_size=DEFAULT_BLOCK_SIZE,
     cache_bytes=DEFAULT_CACHE_BYTES,
     force_missing=False,
+    prepared: PreparedData | None = None,
 ) -> MixtureFit:
     """Run EM from ``I`` starting points at once.
 
@@ -185,6 +187,9 @@ def fit_mixture_em(
         Hyperparameters in the data's original coordinates.
     force_missing : bool
         Use the missing-data engine even without NaN (for testing the two paths agree).
+    prepared : PreparedData, optional
+        The engine already built for ``X`` and ``covariance_type`` (shared with the
+        initialisation and polishing of the same fit); built here if not given.
 
     Returns
     -------
@@ -193,15 +198,12 @@ def fit_mixture_em(
     check_covariance_type(covariance_type)
     if tol_type not in TOL_TYPES:
         raise ValueError(f"tol_type must be one of {list(TOL_TYPES)}, got {tol_type!r}")
-    X = np.asarray(X, dtype=float)
-    keep = ~np.isnan(X).all(axis=1)
-    X = X[keep]
-    n_samples = X.shape[0]
-    center = np.nanmean(X, axis=0)
-    Xc = X - center
-    engine = make_engine(Xc, covariance_type, block_size, cache_bytes, force_missing)
+    if prepared is None or prepared.covariance_type != covariance_type:
+        prepared = PreparedData(X, covariance_type, block_size, cache_bytes, force_missing)
+    engine, center, keep = prepared.engine, prepared.center, prepared.keep
+    n_samples = engine.n_samples
     prior_c = prior.shifted(center) if prior is not None else None
-    feature_variances = np.nanvar(Xc, axis=0)
+    feature_variances = np.nanvar(engine.X, axis=0)
 
     weights = np.array(weights, dtype=float)
     means = np.array(means, dtype=float) - center
