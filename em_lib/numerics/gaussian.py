@@ -41,8 +41,9 @@ def normalise_log_probs(weighted_t: np.ndarray, n_components: int, want_resp: bo
     Every (start, row) is shifted by its own maximum, so no start can spoil another's
     normalisation.
 
-    Returns ``(log_norm, block)`` with ``log_norm`` of shape (I, B); if ``want_resp`` the block
-    is overwritten with the responsibilities, otherwise with unnormalised exponentials.
+    Returns ``(log_norm, block)`` with ``log_norm`` of shape (I, B); if
+    ``want_resp`` the block is overwritten with the responsibilities, otherwise with
+    unnormalised exponentials.
     """
     from ._normalise import normalise_block
 
@@ -54,8 +55,9 @@ def normalise_log_probs(weighted_t: np.ndarray, n_components: int, want_resp: bo
     total = np.empty((n_init, n_rows))
     normalise_block(weighted_t, n_init, n_components, bool(want_resp), shift, total)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_norm = shift + np.log(total)
-    return log_norm, weighted_t
+        np.log(total, out=total)
+    total += shift
+    return total, weighted_t
 
 
 def _typed_second(second_full: np.ndarray, covariance_type: str) -> np.ndarray:
