@@ -16,6 +16,8 @@ Differences from ``sklearn.mixture.GaussianMixture``, all deliberate:
 * ``tol_type="relative"`` offers mclust's criterion ``|L_t - L_{t-1}| / (1 + |L_t|) < tol``
   on the total log-likelihood; the default ``"absolute"`` is scikit-learn's (change of the mean
   per-sample log-likelihood);
+* the best starts are polished to a relative change of 1e-10 after the batch stopped at
+  ``tol`` (``polish_tol``; ``None`` stops where scikit-learn stops);
 * ``prior="default"`` (or a :class:`~em_lib.numerics.prior.ConjugatePrior`) gives MAP EM with
   mclust's default conjugate prior.
 

@@ -30,6 +30,7 @@ from .covariance import (
 )
 
 DEFAULT_BLOCK_SIZE = 1024
+BLOCK_REFERENCE_COLUMNS = 80  # I * K for which ``block_size`` rows are meant (10 starts, K=8)
 DEFAULT_CACHE_BYTES = 1 << 30
 
 
@@ -95,11 +96,17 @@ class CompleteDataEngine:
     def n_samples(self) -> int:
         return self.X.shape[0]
 
-    def _blocks(self):
+    def _blocks(self, n_outputs=None):
+        """Blocks of rows: ``block_size`` rows, or more when few (start, component) columns
+        are active (the block then holds about ``block_size * BLOCK_REFERENCE_COLUMNS``
+        values), so that the per-block overhead does not dominate for the last few starts."""
         n = self.X.shape[0]
+        size = self.block_size
+        if n_outputs:
+            size = max(size, size * BLOCK_REFERENCE_COLUMNS // n_outputs)
         buffer = None
-        for start in range(0, n, self.block_size):
-            stop = min(start + self.block_size, n)
+        for start in range(0, n, size):
+            stop = min(start + size, n)
             if self._phi is not None:
                 yield start, stop, self._phi[start:stop]
             else:
@@ -122,7 +129,7 @@ class CompleteDataEngine:
         log_prob = np.empty((n_init, self.n_samples, n_comp)) if want_log_prob else None
         samples = np.empty((n_init, self.n_samples)) if want_samples else None
         W_t = np.ascontiguousarray(W.T)
-        for start, stop, phi in self._blocks():
+        for start, stop, phi in self._blocks(n_init * n_comp):
             weighted_t = W_t @ phi.T  # (I*K, B)
             if want_log_prob:
                 log_prob[:, start:stop] = np.swapaxes(
