@@ -68,8 +68,8 @@ from .covariance import (
     precision_cholesky,
     second_order_features,
 )
-from .gaussian import CompleteDataEngine, log_gaussian_density
-from .mixture_em import fit_mixture_em, gaussian_mstep, mstep
+from .gaussian import CompleteDataEngine, MissingDataEngine, log_gaussian_density
+from .mixture_em import fit_mixture_em, mstep
 from .prior import ConjugatePrior, log_prior_density
 from .starts import PerStartResults, as_generator
 
@@ -1009,8 +1009,11 @@ class _Emissions:
     (:func:`~em_lib.numerics.covariance.estep_weight_matrix`), the M-step statistics come from
     :meth:`~em_lib.numerics.gaussian.CompleteDataEngine.statistics_from_resp` and the update
     from :func:`~em_lib.numerics.mixture_em.mstep` -- the same steps those two functions take.
-    With NaN, :func:`log_gaussian_density` and :func:`gaussian_mstep` (exact missing-data EM)
-    are called as they are. Log-densities are returned time first, (n, I, K).
+    With NaN, a :class:`~em_lib.numerics.gaussian.MissingDataEngine` over the steps with
+    something observed is also built once (missingness patterns grouped, features cached) and
+    gives the observed-block log-densities and the exact missing-data statistics, as
+    :func:`log_gaussian_density` and :func:`gaussian_mstep` do; an all-NaN step has
+    log-density 0 and no statistics. Log-densities are returned time first, (n, I, K).
     """
 
     def __init__(self, Xc, covariance_type, reg_covar, prior_c):
@@ -1019,32 +1022,34 @@ class _Emissions:
         self.reg_covar = reg_covar
         self.prior = prior_c
         self.missing = bool(np.isnan(Xc).any())
-        if not self.missing:
-            self.phi = second_order_features(Xc, FeatureLayout(Xc.shape[1], covariance_type))
+        if self.missing:
+            self.keep = ~np.isnan(Xc).all(axis=1)
+            self.engine = MissingDataEngine(Xc[self.keep], covariance_type)
+        else:
             self.engine = CompleteDataEngine(Xc, covariance_type)
+            self.phi = self.engine._phi
+            if self.phi is None:
+                self.phi = second_order_features(
+                    Xc, FeatureLayout(Xc.shape[1], covariance_type))
 
     def log_density(self, means, covariances, prec_chol):
         n_init, k, _ = means.shape
         if self.missing:
-            log_b = log_gaussian_density(self.X, means, covariances, self.covariance_type)
-            return np.ascontiguousarray(np.transpose(log_b, (1, 0, 2)))
+            log_b = np.zeros((self.X.shape[0], n_init, k))
+            if self.keep.any():
+                result = self.engine.estep(np.zeros((n_init, k)), means, covariances,
+                                           want_stats=False, want_log_prob=True)
+                log_b[self.keep] = np.transpose(result["weighted_log_prob"], (1, 0, 2))
+            return log_b
         W = estep_weight_matrix(np.zeros((n_init, k)), means, prec_chol, self.covariance_type)
         return (self.phi @ W).reshape(self.X.shape[0], n_init, k)
 
     def mstep(self, resp, means, covariances):
         """New (means, covariances) from posteriors ``resp`` (I, n, K), any memory layout."""
         if self.missing:
-            _, new_means, new_cov = gaussian_mstep(
-                self.X,
-                resp,
-                self.covariance_type,
-                reg_covar=self.reg_covar,
-                prior=self.prior,
-                means=means,
-                covariances=covariances,
-            )
-            return new_means, new_cov
-        stats = self.engine.statistics_from_resp(resp)
+            stats = self.engine.statistics_from_resp(resp[:, self.keep], means, covariances)
+        else:
+            stats = self.engine.statistics_from_resp(resp)
         _, new_means, new_cov = mstep(stats, self.covariance_type, self.reg_covar, self.prior)
         return new_means, new_cov
 
