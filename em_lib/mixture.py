@@ -7,9 +7,11 @@ Differences from ``sklearn.mixture.GaussianMixture``, all deliberate:
   log-likelihood, per-iteration trace, ``n_iter``, ``converged``, failure reasons);
 * NaN entries of ``X`` are missing values, fitted by exact EM on the observed-data likelihood;
 * ``init_params="auto"`` by default: start 0 from Ward hierarchical clustering (the kind of
-  start R's mclust uses), the remaining starts from k-means (k-means++ and Lloyd steps). With
-  ``n_init=1`` this is a deterministic mclust-style start; with more starts the best of both
-  worlds is kept. ``"kmeans"`` gives scikit-learn's behaviour;
+  start R's mclust uses), start 1 from Ward on the whitened data, the rest from k-means
+  (k-means++ and Lloyd steps) and, for a third of them, from random data rows as centres
+  (see :mod:`em_lib.numerics.init`). With ``n_init=1`` this is a deterministic mclust-style
+  start; with more starts the best of all is kept. ``"kmeans"`` gives scikit-learn's
+  behaviour;
 * the best start is the one with the highest log-likelihood of its *final* parameters
   (scikit-learn compares the lower bound of the iteration before);
 * a start whose covariance collapses is reported as failed in ``starts_`` and never chosen;

@@ -26,8 +26,12 @@ starting parameters of all ``n_init`` starts at once:
 ``"auto"`` (the default of :class:`em_lib.GaussianMixture`)
     start 0 from ``"hierarchical"`` on the data, start 1 (with three or more starts) from
     ``"hierarchical"`` on the whitened principal components (mclust's "SVD" transformation),
-    the others from ``"kmeans"``: the hierarchical starts reproduce the kind of start R's
-    mclust relies on, while the k-means starts explore other optima.
+    of the others a third (rounded down) from ``"random_from_data"`` and the rest from
+    ``"kmeans"``: the hierarchical starts reproduce the kind of start R's mclust relies on,
+    the k-means starts explore other optima, and the random-centre starts keep some starts
+    away from the k-means basins (on old_faithful with 20 % missing, spherical K = 4, only
+    random-centre and short-EM starts found the better of two optima, by 5.7 in
+    log-likelihood).
 
 Missing entries are replaced by column means for the purpose of initialisation only.
 """
@@ -385,9 +389,16 @@ def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *,
                 labels[1] = hierarchical_labels(whiten(Xc), n_components, rng,
                                                 hierarchical_max_rows)
                 n_hier = 2
-            if n_init > n_hier:
-                seeds = kmeans_plusplus(fit_rows, n_components, n_init - n_hier, rng)
-                labels[n_hier:] = assign(Xc, lloyd_centers(fit_rows, seeds, kmeans_iter))
+            n_random = (n_init - n_hier) // 3
+            n_kmeans = n_init - n_hier - n_random
+            if n_kmeans:
+                seeds = kmeans_plusplus(fit_rows, n_components, n_kmeans, rng)
+                labels[n_hier:n_hier + n_kmeans] = assign(
+                    Xc, lloyd_centers(fit_rows, seeds, kmeans_iter))
+            if n_random:
+                picks = np.stack([rng.choice(n, n_components, replace=False)
+                                  for _ in range(n_random)])
+                labels[n_hier + n_kmeans:] = assign(Xc, Xc[picks])
         elif method == "hierarchical":
             labels[:] = hierarchical_labels(Xc, n_components, rng, hierarchical_max_rows)
         elif method == "kmeans":
