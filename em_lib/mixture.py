@@ -59,6 +59,27 @@ from .numerics.gaussian import (
 from .numerics.init import check_init, initial_parameters
 from .numerics.mixture_em import TOL_TYPES, fit_mixture_em
 from .numerics.prior import ConjugatePrior, default_prior
+from .numerics.squarem import polish_em
+
+
+SAME_SOLUTION_TOLERANCE = 0.1
+
+
+def _same_solution(fit, a, b, scale):
+    """Whether starts ``a`` and ``b`` of ``fit`` sit at the same optimum (up to component
+    order): after matching components, every mean within ``SAME_SOLUTION_TOLERANCE``
+    standard deviations of the data and every weight within that tolerance. Starts stopped
+    by a loose ``tol`` in the same basin differ by far less than that; distinct optima by
+    more."""
+    from scipy.optimize import linear_sum_assignment
+
+    means_a, means_b = fit.means[a] / scale, fit.means[b] / scale
+    cost = np.abs(means_a[:, None, :] - means_b[None, :, :]).max(axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    close_means = cost[rows, cols].max() < SAME_SOLUTION_TOLERANCE
+    close_weights = np.abs(fit.weights[a][rows] - fit.weights[b][cols]).max() \
+        < SAME_SOLUTION_TOLERANCE
+    return bool(close_means and close_weights)
 
 
 def _logsumexp(values, axis):
@@ -105,9 +126,11 @@ class GaussianMixture(EstimatorMixin):
         ``random_state``). Ignored with user-given starting parameters or ``warm_start``.
     polish_tol : float or None, default 1e-10
         After every start has stopped at ``tol``, the best starts (up to ``polish_starts``
-        with distinct log-likelihoods) continue EM until the relative change of the total
-        objective ``|L_t - L_{t-1}| / (1 + |L_t|)`` is below ``polish_tol`` (at most
-        ``10 * max_iter`` more iterations), and the best polished start is kept. Starts are
+        at distinct optima: starts whose matched means and weights agree within 0.1 data
+        standard deviations count as one) continue EM, accelerated by SQUAREM
+        (:mod:`em_lib.numerics.squarem`), until one EM step changes the total objective by
+        less than ``polish_tol`` relative, ``|L_t - L_{t-1}| / (1 + |L_t|)`` (at most
+        ``10 * max_iter`` more EM steps), and the best polished start is kept. Starts are
         compared and stopped at the user's ``tol`` (cheap), while the reported solution sits
         at the optimum instead of wherever the loose default ``tol`` happened to stop it
         (scikit-learn's 1e-3 per sample leaves totals of order ``1e-3 n / (1 - rate)`` on the
@@ -341,21 +364,20 @@ class GaussianMixture(EstimatorMixin):
         or None when no start could be polished."""
         objective = np.where(fit.failed, -np.inf, fit.objective)
         order = np.argsort(-objective, kind="stable")
+        scale = np.sqrt(np.nanvar(X, axis=0)) + 1e-300
         chosen = []
         for start in order:
             if not np.isfinite(objective[start]) or len(chosen) == self.polish_starts:
                 break
-            value = objective[start]
-            if all(abs(value - objective[c]) > 1e-12 * (1 + abs(value)) for c in chosen):
+            if not any(_same_solution(fit, start, other, scale) for other in chosen):
                 chosen.append(int(start))
         if not chosen:
             return None
         chosen = np.array(chosen)
-        polish = fit_mixture_em(
+        polish = polish_em(
             X, fit.weights[chosen], fit.means[chosen], fit.covariances[chosen],
-            self.covariance_type, tol=self.polish_tol, tol_type="relative",
-            max_iter=10 * self.max_iter, reg_covar=self.reg_covar, prior=prior,
-            prepared=prepared,
+            self.covariance_type, tol=self.polish_tol, max_iter=10 * self.max_iter,
+            reg_covar=self.reg_covar, prior=prior, prepared=prepared,
         )
         score = np.where(polish.failed, -np.inf, polish.objective)
         row = int(np.argmax(score))

@@ -61,13 +61,14 @@ def test_polishing_continues_the_best_starts_to_the_optimum(covariance_type):
     total = bounds * len(X)
     assert est.converged_
     assert abs(total[-1] - total[-2]) / (1 + abs(total[-1])) < 1e-10
-    # the same as running that start to the tight tolerance directly
+    # the same optimum as plain EM run from that start to the tight tolerance
     fit = est.starts_
     best = est.best_start_
     direct = fit_mixture_em(X, fit.weights[[best]], fit.means[[best]],
                             fit.covariances[[best]], covariance_type, tol=1e-10,
                             tol_type="relative", max_iter=1000)
-    assert direct.log_likelihood[0] == pytest.approx(est.score(X) * len(X), rel=1e-12)
+    assert est.score(X) * len(X) == pytest.approx(direct.log_likelihood[0], rel=1e-8)
+    assert est.score(X) * len(X) >= direct.log_likelihood[0] - 1e-6
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

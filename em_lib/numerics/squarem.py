@@ -1,0 +1,204 @@
+"""SQUAREM-accelerated EM for polishing a few Gaussian-mixture starts to a tight tolerance.
+
+Near an optimum EM converges linearly, often slowly (rates of 0.99 and above are common with
+overlapping components), so iterating from scikit-learn's loose stopping point to a relative
+change of 1e-10 can take hundreds of iterations. SQUAREM (Varadhan & Roland 2008, Scand. J.
+Statist. 35:335-353; scheme S3) extrapolates along the last two EM steps: with
+``r = F(t) - t``, ``v = F(F(t)) - 2 F(t) + t`` and ``a = -|r| / |v|`` (at most -1) it proposes
+``t - 2 a r + a^2 v`` and then takes one EM step from there.
+
+Parameters are extrapolated in coordinates where every value is valid: log-weights
+(renormalised), means, log-variances (diag, spherical) and the Cholesky factor of each
+covariance with its diagonal on the log scale (full, tied). A proposal is accepted only if its
+objective (log-likelihood, plus log prior with a prior) is at least that of the plain EM step
+it replaces; otherwise the plain step is kept. The result is always a parameter set whose
+objective was evaluated, and the best one seen: the polished objective never falls below the
+start's.
+
+A start is converged when one plain EM step from the current point changes the total objective
+by less than ``tol`` relative (``|L(F(t)) - L(t)| / (1 + |L(F(t))|) < tol``), the same rule as
+``fit_mixture_em(..., tol_type="relative")``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .covariance import collapsed_starts, precision_cholesky
+from .gaussian import PreparedData, run_estep
+from .mixture_em import MixtureFit, mstep
+from .prior import ConjugatePrior, log_prior_density
+
+
+def _to_vector(weights, means, covariances, covariance_type):
+    """(I, P) unconstrained coordinates."""
+    n_init = weights.shape[0]
+    parts = [np.log(weights), means.reshape(n_init, -1)]
+    if covariance_type in ("full", "tied"):
+        lower = np.linalg.cholesky(covariances)
+        d = lower.shape[-1]
+        rows, cols = np.tril_indices(d)
+        values = lower[..., rows, cols]
+        diagonal = rows == cols
+        values[..., diagonal] = np.log(values[..., diagonal])
+        parts.append(values.reshape(n_init, -1))
+    else:
+        parts.append(np.log(covariances).reshape(n_init, -1))
+    return np.concatenate(parts, axis=1)
+
+
+def _from_vector(vector, n_comp, d, covariance_type):
+    n_init = vector.shape[0]
+    log_w = vector[:, :n_comp]
+    log_w = log_w - log_w.max(axis=1, keepdims=True)
+    with np.errstate(under="ignore", invalid="ignore"):
+        weights = np.exp(log_w)
+    weights /= weights.sum(axis=1, keepdims=True)
+    means = vector[:, n_comp:n_comp + n_comp * d].reshape(n_init, n_comp, d)
+    rest = vector[:, n_comp + n_comp * d:]
+    if covariance_type in ("full", "tied"):
+        rows, cols = np.tril_indices(d)
+        shape = (n_init, n_comp) if covariance_type == "full" else (n_init,)
+        values = rest.reshape(shape + (-1,)).copy()
+        diagonal = rows == cols
+        with np.errstate(over="ignore"):
+            values[..., diagonal] = np.exp(values[..., diagonal])
+        lower = np.zeros(shape + (d, d))
+        lower[..., rows, cols] = values
+        covariances = lower @ np.swapaxes(lower, -1, -2)
+    else:
+        shape = (n_init, n_comp, d) if covariance_type == "diag" else (n_init, n_comp)
+        with np.errstate(over="ignore"):
+            covariances = np.exp(rest).reshape(shape)
+    return weights, means, covariances
+
+
+def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max_iter=1000,
+              reg_covar=1e-6, prior: ConjugatePrior | None = None,
+              prepared: PreparedData | None = None) -> MixtureFit:
+    """Continue EM from the given starts (init dimension first) with SQUAREM acceleration.
+
+    ``max_iter`` bounds the number of EM-map evaluations (each one E-step and M-step). The
+    returned :class:`MixtureFit` holds, per start, the best evaluated parameters; its
+    ``trace`` is the best objective seen (per sample) after each evaluation, and ``n_iter``
+    the number of evaluations.
+    """
+    if prepared is None or prepared.covariance_type != covariance_type:
+        prepared = PreparedData(X, covariance_type)
+    engine, center = prepared.engine, prepared.center
+    n = engine.n_samples
+    prior_c = prior.shifted(center) if prior is not None else None
+    feature_variances = np.nanvar(engine.X, axis=0)
+    weights = np.array(weights, dtype=float)
+    means = np.array(means, dtype=float) - center
+    covariances = np.array(covariances, dtype=float)
+    n_init, n_comp, d = means.shape
+
+    best = {"weights": weights.copy(), "means": means.copy(),
+            "covariances": covariances.copy()}
+    best_objective = np.full(n_init, -np.inf)
+    best_loglik = np.full(n_init, -np.inf)
+    best_log_prior = np.zeros(n_init)
+    trace = np.full((n_init, max_iter), np.nan)
+    n_eval = np.zeros(n_init, dtype=int)
+    converged = np.zeros(n_init, dtype=bool)
+    failed = np.zeros(n_init, dtype=bool)
+    reason = np.array([""] * n_init, dtype=object)
+
+    def evaluate(index, w, mu, cov):
+        """One EM map for starts ``index``: objective of the input, the output parameters
+        and whether the output is usable. Records the input as best if it is."""
+        prec, ok = precision_cholesky(cov, covariance_type)
+        ok &= ~collapsed_starts(prec, covariance_type, feature_variances)
+        ok &= np.all(w > 0, axis=1) & np.isfinite(mu).all(axis=(1, 2))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            result = run_estep(engine, np.log(w), mu, cov, prec, want_stats=True)
+        log_prior = (np.zeros(len(index)) if prior_c is None
+                     else log_prior_density(mu, cov, prec, covariance_type, prior_c))
+        objective = result["loglik"] + log_prior
+        objective = np.where(ok & np.isfinite(objective), objective, -np.inf)
+        improved = objective > best_objective[index]
+        for name, value in (("weights", w), ("means", mu), ("covariances", cov)):
+            best[name][index[improved]] = value[improved]
+        best_objective[index[improved]] = objective[improved]
+        best_loglik[index[improved]] = result["loglik"][improved]
+        best_log_prior[index[improved]] = log_prior[improved]
+        columns = n_eval[index]
+        inside = columns < max_iter
+        trace[index[inside], columns[inside]] = best_objective[index[inside]] / n
+        n_eval[index] += 1
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            new = mstep(result["stats"], covariance_type, reg_covar, prior_c)
+        new_prec, new_ok = precision_cholesky(new[2], covariance_type)
+        new_ok &= ok
+        new_ok &= np.isfinite(new[1]).all(axis=(1, 2)) & np.isfinite(new[0]).all(axis=1)
+        new_ok &= ~collapsed_starts(new_prec, covariance_type, feature_variances)
+        return objective, new, new_ok
+
+    active = np.arange(n_init)
+    current = (weights, means, covariances)
+    while active.size:
+        w0, mu0, cov0 = (part[active] for part in current)
+        obj0, step1, ok1 = evaluate(active, w0, mu0, cov0)
+        obj1, step2, ok2 = evaluate(active, *step1)
+        usable = ok1 & ok2 & np.isfinite(obj0) & np.isfinite(obj1)
+        with np.errstate(invalid="ignore"):
+            change = np.abs(obj1 - obj0) / (1.0 + np.abs(obj1))
+        done = usable & (change < tol)
+        converged[active[done]] = True
+        # a start whose next EM step is unusable (not finite, collapsed) stops here and
+        # keeps its best evaluated parameters
+        go = usable & ~done & (n_eval[active] + 1 < max_iter)
+        if not go.any():
+            break
+        index = active[go]
+        t0 = _to_vector(w0[go], mu0[go], cov0[go], covariance_type)
+        t1 = _to_vector(*(part[go] for part in step1), covariance_type)
+        t2 = _to_vector(*(part[go] for part in step2), covariance_type)
+        r = t1 - t0
+        v = t2 - t1 - r
+        r_norm = np.sqrt(np.einsum("ip,ip->i", r, r))
+        v_norm = np.sqrt(np.einsum("ip,ip->i", v, v))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = np.where(v_norm > 0, -r_norm / v_norm, -1.0)
+        alpha = np.minimum(alpha, -1.0)
+        proposal = t0 - 2 * alpha[:, None] * r + alpha[:, None] ** 2 * v
+        proposed = _from_vector(proposal, n_comp, d, covariance_type)
+        finite = np.all(np.isfinite(proposal), axis=1)
+        plain = tuple(part[go] for part in step2)
+        obj_p, step_p, ok_p = evaluate(index, *proposed)
+        accept = finite & ok_p & np.isfinite(obj_p) & (obj_p >= obj1[go])
+        following = tuple(np.where(_expand(accept, a), a, b) for a, b in zip(step_p, plain,
+                                                                             strict=True))
+        current = tuple(np.array(part, copy=True) for part in current)
+        for target, value in zip(current, following, strict=True):
+            target[index] = value
+        active = index
+
+    means_out = best["means"] + center
+    prec_out, _ = precision_cholesky(best["covariances"], covariance_type)
+    failed |= ~np.isfinite(best_objective)
+    reason[failed] = "no finite, non-collapsed parameters while polishing"
+    return MixtureFit(
+        covariance_type=covariance_type,
+        weights=best["weights"],
+        means=means_out,
+        covariances=best["covariances"],
+        precisions_cholesky=prec_out,
+        log_likelihood=np.where(failed, -np.inf, best_loglik),
+        log_prior=best_log_prior,
+        trace=trace,
+        n_iter=n_eval,
+        converged=converged,
+        failed=failed,
+        failure_reason=reason,
+        max_decrease=np.zeros(n_init),
+        n_samples=n,
+        settings={"tol": tol, "tol_type": "relative", "max_iter": max_iter,
+                  "reg_covar": reg_covar, "prior": prior is not None,
+                  "missing_data": prepared.missing, "accelerated": "SQUAREM-S3"},
+    )
+
+
+def _expand(mask, like):
+    return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
