@@ -61,7 +61,6 @@ from .numerics.mixture_em import TOL_TYPES, fit_mixture_em
 from .numerics.prior import ConjugatePrior, default_prior
 from .numerics.squarem import polish_em
 
-
 SAME_SOLUTION_TOLERANCE = 0.1
 
 

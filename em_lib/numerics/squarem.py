@@ -106,33 +106,45 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
     reason = np.array([""] * n_init, dtype=object)
 
     def evaluate(index, w, mu, cov):
-        """One EM map for starts ``index``: objective of the input, the output parameters
-        and whether the output is usable. Records the input as best if it is."""
+        """One EM map for starts ``index``: objective of the input (-inf where the input is
+        not usable), the output parameters and whether the output is usable. Records the
+        input as the start's best if its objective is the highest seen."""
         prec, ok = precision_cholesky(cov, covariance_type)
         ok &= ~collapsed_starts(prec, covariance_type, feature_variances)
         ok &= np.all(w > 0, axis=1) & np.isfinite(mu).all(axis=(1, 2))
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            result = run_estep(engine, np.log(w), mu, cov, prec, want_stats=True)
-        log_prior = (np.zeros(len(index)) if prior_c is None
-                     else log_prior_density(mu, cov, prec, covariance_type, prior_c))
-        objective = result["loglik"] + log_prior
-        objective = np.where(ok & np.isfinite(objective), objective, -np.inf)
+        objective = np.full(len(index), -np.inf)
+        loglik = np.full(len(index), -np.inf)
+        log_prior = np.zeros(len(index))
+        new = (w.copy(), mu.copy(), cov.copy())
+        new_ok = np.zeros(len(index), dtype=bool)
+        sub = np.flatnonzero(ok)
+        if sub.size:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                result = run_estep(engine, np.log(w[sub]), mu[sub], cov[sub], prec[sub],
+                                   want_stats=True)
+                loglik[sub] = result["loglik"]
+                if prior_c is not None:
+                    log_prior[sub] = log_prior_density(mu[sub], cov[sub], prec[sub],
+                                                       covariance_type, prior_c)
+                values = mstep(result["stats"], covariance_type, reg_covar, prior_c)
+            objective[sub] = np.where(np.isfinite(loglik[sub] + log_prior[sub]),
+                                      loglik[sub] + log_prior[sub], -np.inf)
+            for target, value in zip(new, values, strict=True):
+                target[sub] = value
+            new_prec, good = precision_cholesky(values[2], covariance_type)
+            good &= np.isfinite(values[1]).all(axis=(1, 2)) & np.isfinite(values[0]).all(axis=1)
+            good &= ~collapsed_starts(new_prec, covariance_type, feature_variances)
+            new_ok[sub] = good
         improved = objective > best_objective[index]
         for name, value in (("weights", w), ("means", mu), ("covariances", cov)):
             best[name][index[improved]] = value[improved]
         best_objective[index[improved]] = objective[improved]
-        best_loglik[index[improved]] = result["loglik"][improved]
+        best_loglik[index[improved]] = loglik[improved]
         best_log_prior[index[improved]] = log_prior[improved]
         columns = n_eval[index]
         inside = columns < max_iter
         trace[index[inside], columns[inside]] = best_objective[index[inside]] / n
         n_eval[index] += 1
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            new = mstep(result["stats"], covariance_type, reg_covar, prior_c)
-        new_prec, new_ok = precision_cholesky(new[2], covariance_type)
-        new_ok &= ok
-        new_ok &= np.isfinite(new[1]).all(axis=(1, 2)) & np.isfinite(new[0]).all(axis=1)
-        new_ok &= ~collapsed_starts(new_prec, covariance_type, feature_variances)
         return objective, new, new_ok
 
     active = np.arange(n_init)
