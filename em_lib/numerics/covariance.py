@@ -99,31 +99,6 @@ def from_full(full: np.ndarray, covariance_type: str, weights: np.ndarray) -> np
 # ---------------------------------------------------------------------------------------------
 
 
-def _cholesky_batched(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower Cholesky of (..., d, d) matrices; returns (factors, ok) with ok of shape (...,).
-
-    A batched call is tried first; only if some matrix is not positive definite are the
-    matrices factorised one by one to find which (the rare, failing path).
-    """
-    batch_shape = matrices.shape[:-2]
-    ok = np.all(np.isfinite(matrices), axis=(-2, -1))
-    safe = np.where(ok[..., None, None], matrices, np.eye(matrices.shape[-1]))
-    try:
-        return np.linalg.cholesky(safe), ok
-    except np.linalg.LinAlgError:
-        pass
-    flat = safe.reshape((-1,) + safe.shape[-2:])
-    factors = np.empty_like(flat)
-    flat_ok = ok.reshape(-1).copy()
-    for index in range(flat.shape[0]):
-        try:
-            factors[index] = np.linalg.cholesky(flat[index])
-        except np.linalg.LinAlgError:
-            factors[index] = np.eye(flat.shape[-1])
-            flat_ok[index] = False
-    return factors.reshape(safe.shape), flat_ok.reshape(batch_shape)
-
-
 def triangular_inverse(factor: np.ndarray) -> np.ndarray:
     """Inverse of a batch of triangular (Cholesky) factors (..., d, d).
 

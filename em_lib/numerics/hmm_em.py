@@ -35,14 +35,13 @@ Two engines compute the E-step, both vectorised over starts ``I`` and sequences:
 
 Emissions and missing values
 ----------------------------
-The emission kernels are the mixture core's. With NaN in ``X``, log-emissions are
-:func:`em_lib.numerics.gaussian.log_gaussian_density` (an all-NaN step gets log-emission 0,
-a partially observed step the marginal density of its observed features) and the emission
-M-step is :func:`em_lib.numerics.mixture_em.gaussian_mstep` with the state posteriors as
-responsibilities and the current parameters (exact missing-data EM). Without NaN a fit builds
-the feature matrix ``phi(X)`` once and takes the same steps those two functions take
-(``estep_weight_matrix``, ``CompleteDataEngine.statistics_from_resp``, ``mstep``) without
-rebuilding it every iteration; see :class:`_Emissions`.
+The emission kernels are the mixture core's, built once per fit (see :class:`_Emissions`).
+With NaN in ``X`` a :class:`~em_lib.numerics.gaussian.MissingDataEngine` gives the
+log-emissions (an all-NaN step gets log-emission 0, a partially observed step the marginal
+density of its observed features) and the emission statistics with the state posteriors as
+responsibilities and the current parameters (exact missing-data EM). Without NaN the feature
+matrix ``phi(X)`` is built once and the steps are ``estep_weight_matrix``,
+``CompleteDataEngine.statistics_from_resp`` and ``mstep``.
 
 Inside a fit, emission and posterior arrays are time first, (n, I, K), so that the compiled
 recursion visits all starts of a time step together and the M-step's ``phi^T @ resp`` needs
@@ -1004,15 +1003,13 @@ def initial_hmm_parameters(
 class _Emissions:
     """The mixture core's Gaussian kernels for the emissions of one fit, on centred data.
 
-    Without NaN the feature matrix ``phi(X)`` is built once (instead of once per call of
-    ``log_gaussian_density`` / ``gaussian_mstep``): log-densities are ``phi @ W``
+    Without NaN the feature matrix ``phi(X)`` is built once: log-densities are ``phi @ W``
     (:func:`~em_lib.numerics.covariance.estep_weight_matrix`), the M-step statistics come from
     :meth:`~em_lib.numerics.gaussian.CompleteDataEngine.statistics_from_resp` and the update
-    from :func:`~em_lib.numerics.mixture_em.mstep` -- the same steps those two functions take.
-    With NaN, a :class:`~em_lib.numerics.gaussian.MissingDataEngine` over the steps with
-    something observed is also built once (missingness patterns grouped, features cached) and
-    gives the observed-block log-densities and the exact missing-data statistics, as
-    :func:`log_gaussian_density` and :func:`gaussian_mstep` do; an all-NaN step has
+    from :func:`~em_lib.numerics.mixture_em.mstep`. With NaN, a
+    :class:`~em_lib.numerics.gaussian.MissingDataEngine` over the steps with something
+    observed is also built once (missingness patterns grouped, features cached) and gives the
+    observed-block log-densities and the exact missing-data statistics; an all-NaN step has
     log-density 0 and no statistics. Log-densities are returned time first, (n, I, K).
     """
 

@@ -19,7 +19,6 @@ from .gaussian import (
     DEFAULT_CACHE_BYTES,
     MissingDataEngine,
     PreparedData,
-    make_engine,
     run_estep,
 )
 from .prior import ConjugatePrior, log_prior_density, map_update
@@ -112,39 +111,6 @@ def mstep(stats, covariance_type, reg_covar, prior: ConjugatePrior | None = None
     else:
         covariances = (second / nk - np.einsum("ikd,ikd->ik", means, means)) / d + reg_covar
     return weights, means, covariances
-
-
-def gaussian_mstep(X, resp, covariance_type, reg_covar=1e-6, prior=None, means=None,
-                   covariances=None):
-    """Gaussian M-step for given responsibilities (shared with the HMM's emissions).
-
-    Parameters
-    ----------
-    X : (n_samples, n_features) array; NaN marks a missing entry
-    resp : (I, n_samples, K) array of posterior probabilities (rows may sum to anything)
-    means, covariances : current parameters, required when ``X`` has NaN (conditional
-        expectations of the missing entries are taken under them)
-
-    Returns
-    -------
-    nk : (I, K) array, ``sum_n resp`` (unpadded)
-    new_means : (I, K, d) array
-    new_covariances : covariances of ``covariance_type``
-    """
-    X = np.asarray(X, dtype=float)
-    keep = ~np.isnan(X).all(axis=1)
-    X, resp = X[keep], resp[:, keep]
-    center = np.nanmean(X, axis=0)
-    engine = make_engine(X - center, covariance_type)
-    if isinstance(engine, MissingDataEngine):
-        if means is None or covariances is None:
-            raise ValueError("X has missing entries: current means and covariances are needed")
-        stats = engine.statistics_from_resp(resp, means - center, covariances)
-    else:
-        stats = engine.statistics_from_resp(resp)
-    prior_c = prior.shifted(center) if prior is not None else None
-    _, new_means, new_covariances = mstep(stats, covariance_type, reg_covar, prior_c)
-    return stats[0], new_means + center, new_covariances
 
 
 def _failure_text(prefix, iteration):
