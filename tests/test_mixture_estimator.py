@@ -167,6 +167,8 @@ def test_zero_variance_column_is_regularised():
         (np.ones((5, 2)), {"covariance_type": "banana"}, "covariance_type must be one of"),
         (np.ones((5, 2)), {"init_params": "banana"}, "init_params must be one of"),
         (np.ones((5, 2)), {"tol_type": "x"}, "tol_type must be one of"),
+        (np.ones((5, 2)), {"polish_tol": -1.0}, "polish_tol must be a number >= 0"),
+        (np.ones((5, 2)), {"polish_starts": 0}, "polish_starts must be an integer >= 1"),
     ],
 )
 def test_bad_input_messages(X, kwargs, message):
