@@ -91,3 +91,22 @@ def test_a_start_heading_for_a_singularity_keeps_its_best_finite_parameters():
     assert np.isfinite(fast.log_likelihood).all()
     assert np.isfinite(fast.covariances).all()
     assert np.linalg.eigvalsh(fast.covariances[0]).min() > 1e-12 * X.var(axis=0).min()
+
+
+def test_pruning_stops_duplicates_and_hopeless_starts_without_changing_the_best():
+    X = load_dataset("old_faithful").X
+    loose = _loose_starts(X, 4, "full", n_init=8)
+    # the best start twice (the copy slightly moved): the copy runs into it and is pruned
+    order = np.argsort(-loose.objective)
+    picks = np.concatenate([order, order[:1]])
+    means = loose.means[picks].copy()
+    means[-1] += 1e-3 * X.std(axis=0)
+    args = (X, loose.weights[picks], means, loose.covariances[picks], "full")
+    pruned = polish_em(*args, tol=1e-10, max_iter=2000)
+    full = polish_em(*args, tol=1e-10, max_iter=2000, prune=False)
+    assert pruned.settings["pruned"].any() and not full.settings["pruned"].any()
+    assert pruned.n_iter.sum() < full.n_iter.sum()
+    assert pruned.objective.max() == pytest.approx(full.objective.max(), rel=1e-9)
+    # pruned starts only ever stop below the best
+    best = pruned.objective.max()
+    assert np.all(pruned.objective[pruned.settings["pruned"]] <= best)

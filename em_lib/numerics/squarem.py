@@ -28,6 +28,7 @@ from .covariance import collapsed_starts, precision_cholesky
 from .gaussian import PreparedData, run_estep
 from .mixture_em import MixtureFit, mstep
 from .prior import ConjugatePrior, log_prior_density
+from .starts import same_solution
 
 
 def _to_vector(weights, means, covariances, covariance_type):
@@ -73,15 +74,23 @@ def _from_vector(vector, n_comp, d, covariance_type):
     return weights, means, covariances
 
 
+PRUNE_RATE = 0.999
+DUPLICATE_TOLERANCE = 1e-2  # data standard deviations
+
+
 def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max_iter=1000,
               reg_covar=1e-6, prior: ConjugatePrior | None = None,
-              prepared: PreparedData | None = None) -> MixtureFit:
+              prepared: PreparedData | None = None, prune=True) -> MixtureFit:
     """Continue EM from the given starts (init dimension first) with SQUAREM acceleration.
 
     ``max_iter`` bounds the number of EM-map evaluations (each one E-step and M-step). The
     returned :class:`MixtureFit` holds, per start, the best evaluated parameters; its
     ``trace`` is the best objective seen (per sample) after each evaluation, and ``n_iter``
-    the number of evaluations.
+    the number of evaluations. With ``prune``, a start stops early (``settings["pruned"]``)
+    once it cannot catch up with the best start: its objective plus its last EM step's gain
+    divided by ``1 - PRUNE_RATE`` (what the rest of a linearly converging EM run at rate 0.999
+    would add) stays below the best objective so far, or its means and weights have come
+    within ``DUPLICATE_TOLERANCE`` data standard deviations of the best start's.
     """
     if prepared is None or prepared.covariance_type != covariance_type:
         prepared = PreparedData(X, covariance_type)
@@ -89,6 +98,7 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
     n = engine.n_samples
     prior_c = prior.shifted(center) if prior is not None else None
     feature_variances = np.nanvar(engine.X, axis=0)
+    scale = np.sqrt(feature_variances) + 1e-300
     weights = np.array(weights, dtype=float)
     means = np.array(means, dtype=float) - center
     covariances = np.array(covariances, dtype=float)
@@ -104,6 +114,7 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
     converged = np.zeros(n_init, dtype=bool)
     failed = np.zeros(n_init, dtype=bool)
     reason = np.array([""] * n_init, dtype=object)
+    pruned = np.zeros(n_init, dtype=bool)
 
     def evaluate(index, w, mu, cov):
         """One EM map for starts ``index``: objective of the input (-inf where the input is
@@ -158,6 +169,24 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
             change = np.abs(obj1 - obj0) / (1.0 + np.abs(obj1))
         done = usable & (change < tol)
         converged[active[done]] = True
+        if prune:
+            # a start that even an EM rate of ``PRUNE_RATE`` could not lift to the leader
+            # (remaining gain <= step gain / (1 - rate)) is left where it is
+            leader = best_objective.max()
+            with np.errstate(invalid="ignore"):
+                reach = best_objective[active] + np.maximum(obj1 - obj0, 0.0) / (1 - PRUNE_RATE)
+            hopeless = usable & ~done & (reach < leader - 1e-9 * (1 + abs(leader)))
+            # a start that has run into the leader's solution (below it) adds nothing either
+            top = int(np.argmax(best_objective))
+            for position, start in enumerate(active):
+                if (start != top and usable[position] and not done[position]
+                        and not hopeless[position]
+                        and same_solution(best["weights"][start], best["means"][start],
+                                          best["weights"][top], best["means"][top], scale,
+                                          DUPLICATE_TOLERANCE)):
+                    hopeless[position] = True
+            pruned[active[hopeless]] = True
+            done |= hopeless
         # a start whose next EM step is unusable (not finite, collapsed) stops here and
         # keeps its best evaluated parameters
         go = usable & ~done & (n_eval[active] + 1 < max_iter)
@@ -208,7 +237,8 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
         n_samples=n,
         settings={"tol": tol, "tol_type": "relative", "max_iter": max_iter,
                   "reg_covar": reg_covar, "prior": prior is not None,
-                  "missing_data": prepared.missing, "accelerated": "SQUAREM-S3"},
+                  "missing_data": prepared.missing, "accelerated": "SQUAREM-S3",
+                  "pruned": pruned},
     )
 
 

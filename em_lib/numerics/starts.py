@@ -78,3 +78,15 @@ def as_generator(random_state) -> np.random.Generator:
         "random_state must be None, an int, a numpy.random.SeedSequence or a "
         f"numpy.random.Generator, got {random_state!r}"
     )
+
+
+def same_solution(weights_a, means_a, weights_b, means_b, scale, tolerance):
+    """Whether two mixtures sit at the same solution up to component order: after matching
+    components (Hungarian assignment on the largest per-feature mean difference, in units of
+    ``scale``), every mean within ``tolerance`` and every weight within ``tolerance``."""
+    from scipy.optimize import linear_sum_assignment
+
+    cost = np.abs(means_a[:, None, :] / scale - means_b[None, :, :] / scale).max(axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    return bool(cost[rows, cols].max() < tolerance
+                and np.abs(weights_a[rows] - weights_b[cols]).max() < tolerance)
