@@ -120,7 +120,7 @@ class GaussianMixture(EstimatorMixin):
         (scikit-learn's 1e-3 per sample leaves totals of order ``1e-3 n / (1 - rate)`` on the
         table; mclust iterates to a relative 1e-5, StepMix to 1e-10). ``None`` turns polishing
         off: the fit then stops exactly where scikit-learn's would.
-    polish_starts : int, default 3
+    polish_starts : int, default 5
 
     Attributes (besides scikit-learn's)
     -----------------------------------
@@ -141,7 +141,7 @@ class GaussianMixture(EstimatorMixin):
                  max_iter=100, n_init=1, init_params="auto", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
                  tol_type="absolute", prior=None, nested_starts=True, polish_tol=1e-10,
-                 polish_starts=3, verbose=0):
+                 polish_starts=5, verbose=0):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
