@@ -251,10 +251,12 @@ def fit_mixture_em(
     valid = np.flatnonzero(ok)
     log_likelihood = np.full(n_init, -np.inf)
     log_prior = np.zeros(n_init)
-    final = run_estep(engine, np.log(weights[valid]), means[valid], covariances[valid],
-                      prec_chol[valid], want_stats=False)
-    log_likelihood[valid] = final["loglik"]
-    log_prior[valid] = log_prior_of(valid, means[valid], covariances[valid], prec_chol[valid])
+    if valid.size:
+        final = run_estep(engine, np.log(weights[valid]), means[valid], covariances[valid],
+                          prec_chol[valid], want_stats=False)
+        log_likelihood[valid] = final["loglik"]
+        log_prior[valid] = log_prior_of(valid, means[valid], covariances[valid],
+                                        prec_chol[valid])
     log_likelihood[~ok] = -np.inf
     settings = {
         "tol": tol, "tol_type": tol_type, "max_iter": max_iter, "reg_covar": reg_covar,

@@ -70,6 +70,10 @@ def default_prior(X: np.ndarray, n_components: int, covariance_type: str) -> Con
     factor = n_components ** (2.0 / n_features)
     if covariance_type in ("full", "tied"):
         scale = cov / factor
+        # a constant (or collinear) column makes the scale singular and every MAP covariance
+        # with it; a ridge of 1e-6 of the average variance keeps the prior proper
+        if np.linalg.eigvalsh(scale).min() <= 1e-12 * max(np.trace(scale), 1e-300):
+            scale = scale + 1e-6 * np.trace(scale) / n_features * np.eye(n_features)
     else:
         scale = np.asarray(np.trace(cov) / n_features / factor)
     return ConjugatePrior(mean, 0.01, float(n_features + 2), scale)

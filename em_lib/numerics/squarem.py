@@ -66,7 +66,8 @@ def _from_vector(vector, n_comp, d, covariance_type):
             values[..., diagonal] = np.exp(values[..., diagonal])
         lower = np.zeros(shape + (d, d))
         lower[..., rows, cols] = values
-        covariances = lower @ np.swapaxes(lower, -1, -2)
+        with np.errstate(over="ignore", invalid="ignore"):  # wild proposals are rejected later
+            covariances = lower @ np.swapaxes(lower, -1, -2)
     else:
         shape = (n_init, n_comp, d) if covariance_type == "diag" else (n_init, n_comp)
         with np.errstate(over="ignore"):
