@@ -96,6 +96,12 @@ class CompleteDataEngine:
     def n_samples(self) -> int:
         return self.X.shape[0]
 
+    def features(self) -> np.ndarray:
+        """The whole feature matrix ``phi(X)`` (the cached one, or built now)."""
+        if self._phi is not None:
+            return self._phi
+        return second_order_features(self.X, self.layout)
+
     def _blocks(self, n_outputs=None):
         """Blocks of rows: ``block_size`` rows, or more when few (start, component) columns
         are active (the block then holds about ``block_size * BLOCK_REFERENCE_COLUMNS``

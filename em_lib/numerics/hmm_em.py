@@ -60,12 +60,10 @@ import numpy as np
 
 from .covariance import (
     COVARIANCE_TYPES,
-    FeatureLayout,
     check_covariance_type,
     estep_weight_matrix,
     n_parameters,
     precision_cholesky,
-    second_order_features,
 )
 from .gaussian import CompleteDataEngine, MissingDataEngine, log_gaussian_density
 from .mixture_em import fit_mixture_em, mstep
@@ -1024,10 +1022,7 @@ class _Emissions:
             self.engine = MissingDataEngine(Xc[self.keep], covariance_type)
         else:
             self.engine = CompleteDataEngine(Xc, covariance_type)
-            self.phi = self.engine._phi
-            if self.phi is None:
-                self.phi = second_order_features(
-                    Xc, FeatureLayout(Xc.shape[1], covariance_type))
+            self.phi = self.engine.features()
 
     def log_density(self, means, covariances, prec_chol):
         n_init, k, _ = means.shape
