@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from em_lib.metrics import adjusted_rand_index, parameter_errors
-from em_lib.numerics.covariance import COVARIANCE_TYPES, any_to_full, n_parameters
+from em_lib.numerics.covariance import COVARIANCE_TYPES, any_to_full
+from em_lib.numerics.criteria import n_parameters
 from em_lib.numerics.gaussian import conditional_means, log_gaussian_density, missing_patterns
 from em_lib.numerics.init import initial_parameters
 from em_lib.numerics.mixture_em import fit_mixture_em

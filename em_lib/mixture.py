@@ -47,9 +47,9 @@ from ._estimator import (
 from .numerics.covariance import (
     any_to_full,
     check_covariance_type,
-    n_parameters,
     triangular_inverse,
 )
+from .numerics.criteria import n_parameters
 from .numerics.gaussian import (
     PreparedData,
     impute_mixture,

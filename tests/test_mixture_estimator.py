@@ -7,7 +7,8 @@ import pytest
 
 from em_lib import GaussianMixture
 from em_lib.data import load_dataset
-from em_lib.numerics.covariance import COVARIANCE_TYPES, n_parameters
+from em_lib.numerics.covariance import COVARIANCE_TYPES
+from em_lib.numerics.criteria import n_parameters
 from em_lib.numerics.mixture_em import fit_mixture_em
 
 

@@ -36,23 +36,6 @@ def check_covariance_type(covariance_type: str) -> str:
     return covariance_type
 
 
-def n_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
-    """Number of free parameters of a Gaussian mixture.
-
-    ``(K - 1)`` weights, ``K d`` means and the covariance parameters:
-    full ``K d (d + 1) / 2``, diag ``K d``, spherical ``K``, tied ``d (d + 1) / 2``.
-    """
-    check_covariance_type(covariance_type)
-    k, d = n_components, n_features
-    cov = {
-        "full": k * d * (d + 1) // 2,
-        "diag": k * d,
-        "spherical": k,
-        "tied": d * (d + 1) // 2,
-    }[covariance_type]
-    return int(cov + k * d + k - 1)
-
-
 # ---------------------------------------------------------------------------------------------
 # conversions
 # ---------------------------------------------------------------------------------------------

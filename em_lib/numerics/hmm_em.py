@@ -62,9 +62,9 @@ from .covariance import (
     COVARIANCE_TYPES,
     check_covariance_type,
     estep_weight_matrix,
-    n_parameters,
     precision_cholesky,
 )
+from .criteria import n_parameters
 from .gaussian import CompleteDataEngine, MissingDataEngine, log_gaussian_density
 from .mixture_em import fit_mixture_em, mstep
 from .prior import ConjugatePrior, log_prior_density

@@ -22,9 +22,9 @@ from .gaussian import (
     run_estep,
 )
 from .prior import ConjugatePrior, log_prior_density, map_update
+from .monitor import TOL_TYPES, EMMonitor, check_tol_type
 from .starts import PerStartResults
 
-TOL_TYPES = ("absolute", "relative")
 EPS = np.finfo(float).eps
 
 
@@ -113,10 +113,6 @@ def mstep(stats, covariance_type, reg_covar, prior: ConjugatePrior | None = None
     return weights, means, covariances
 
 
-def _failure_text(prefix, iteration):
-    return f"{prefix} at iteration {iteration}"
-
-
 def fit_mixture_em(
     X,
     weights,
@@ -162,8 +158,7 @@ def fit_mixture_em(
     MixtureFit
     """
     check_covariance_type(covariance_type)
-    if tol_type not in TOL_TYPES:
-        raise ValueError(f"tol_type must be one of {list(TOL_TYPES)}, got {tol_type!r}")
+    check_tol_type(tol_type)
     if prepared is None or prepared.covariance_type != covariance_type:
         prepared = PreparedData(X, covariance_type, block_size, cache_bytes, force_missing)
     engine, center, keep = prepared.engine, prepared.center, prepared.keep
@@ -177,42 +172,23 @@ def fit_mixture_em(
     n_init = weights.shape[0]
     prec_chol, ok = precision_cholesky(covariances, covariance_type)
 
-    trace = np.full((n_init, max_iter), np.nan)
-    n_iter = np.zeros(n_init, dtype=int)
-    converged = np.zeros(n_init, dtype=bool)
-    failed = ~ok
-    reason = np.array(["" if good else "initial covariance not positive definite" for good in ok],
-                      dtype=object)
-    max_decrease = np.zeros(n_init)
-    previous = np.full(n_init, -np.inf)
-    active = ok.copy()
+    monitor = EMMonitor(n_init, max_iter, tol=tol, tol_type=tol_type, n_samples=n_samples,
+                        initial_ok=ok)
 
     def log_prior_of(index, mu, cov, pc):
         if prior_c is None:
             return np.zeros(len(index))
         return log_prior_density(mu, cov, pc, covariance_type, prior_c)
 
-    for iteration in range(1, max_iter + 1):
-        index = np.flatnonzero(active)
+    for _ in range(max_iter):
+        index = monitor.active_index()
         if index.size == 0:
             break
         result = run_estep(engine, np.log(weights[index]), means[index], covariances[index],
                            prec_chol[index], want_stats=True)
         total = result["loglik"] + log_prior_of(index, means[index], covariances[index],
                                                 prec_chol[index])
-        objective = total / n_samples
-        finite = np.isfinite(objective)
-        trace[index[finite], iteration - 1] = objective[finite]
-        for start in index[~finite]:
-            failed[start] = True
-            reason[start] = _failure_text("log-likelihood not finite", iteration)
-            n_iter[start] = iteration - 1
-        active[index[~finite]] = False
-
-        change = objective - previous[index]
-        drop = np.where(finite & np.isfinite(change), -change, 0.0)
-        max_decrease[index] = np.maximum(max_decrease[index], drop)
-
+        finite = monitor.observe(index, total)
         stats = tuple(part[finite] for part in result["stats"])
         idx = index[finite]
         new_w, new_mu, new_cov = mstep(stats, covariance_type, reg_covar, prior_c)
@@ -224,28 +200,12 @@ def fit_mixture_em(
         )
         new_ok &= finite_params
         new_ok &= ~collapsed_starts(new_pc, covariance_type, feature_variances)
-        for start in idx[~new_ok]:
-            failed[start] = True
-            reason[start] = _failure_text(
-                "covariance collapsed (not positive definite after the M-step)", iteration
-            )
-        active[idx[~new_ok]] = False
         good = idx[new_ok]
         weights[good] = new_w[new_ok]
         means[good] = new_mu[new_ok]
         covariances[good] = new_cov[new_ok]
         prec_chol[good] = new_pc[new_ok]
-        n_iter[idx] = iteration
-
-        if tol_type == "absolute":
-            done = np.abs(change[finite]) < tol
-        else:
-            prev_total = previous[idx] * n_samples
-            done = np.abs(total[finite] - prev_total) / (1.0 + np.abs(total[finite])) < tol
-        done &= new_ok
-        converged[idx[done]] = True
-        active[idx[done]] = False
-        previous[idx] = objective[finite]
+        monitor.advance(idx, new_ok)
 
     # final pass: the objective of the parameters actually returned
     valid = np.flatnonzero(ok)
@@ -271,12 +231,7 @@ def fit_mixture_em(
         precisions_cholesky=prec_chol,
         log_likelihood=log_likelihood,
         log_prior=log_prior,
-        trace=trace,
-        n_iter=n_iter,
-        converged=converged,
-        failed=failed,
-        failure_reason=reason,
-        max_decrease=max_decrease,
+        **monitor.results(),
         n_samples=n_samples,
         settings=settings,
     )

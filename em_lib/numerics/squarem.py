@@ -27,6 +27,7 @@ import numpy as np
 from .covariance import collapsed_starts, precision_cholesky
 from .gaussian import PreparedData, run_estep
 from .mixture_em import MixtureFit, mstep
+from .monitor import EMMonitor
 from .prior import ConjugatePrior, log_prior_density
 from .starts import same_solution
 
@@ -110,11 +111,7 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
     best_objective = np.full(n_init, -np.inf)
     best_loglik = np.full(n_init, -np.inf)
     best_log_prior = np.zeros(n_init)
-    trace = np.full((n_init, max_iter), np.nan)
-    n_eval = np.zeros(n_init, dtype=int)
-    converged = np.zeros(n_init, dtype=bool)
-    failed = np.zeros(n_init, dtype=bool)
-    reason = np.array([""] * n_init, dtype=object)
+    monitor = EMMonitor(n_init, max_iter, tol=tol, tol_type="relative", n_samples=n)
     pruned = np.zeros(n_init, dtype=bool)
 
     def evaluate(index, w, mu, cov):
@@ -153,10 +150,7 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
         best_objective[index[improved]] = objective[improved]
         best_loglik[index[improved]] = loglik[improved]
         best_log_prior[index[improved]] = log_prior[improved]
-        columns = n_eval[index]
-        inside = columns < max_iter
-        trace[index[inside], columns[inside]] = best_objective[index[inside]] / n
-        n_eval[index] += 1
+        monitor.record(index, best_objective[index])
         return objective, new, new_ok
 
     active = np.arange(n_init)
@@ -167,9 +161,8 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
         obj1, step2, ok2 = evaluate(active, *step1)
         usable = ok1 & ok2 & np.isfinite(obj0) & np.isfinite(obj1)
         with np.errstate(invalid="ignore"):
-            change = np.abs(obj1 - obj0) / (1.0 + np.abs(obj1))
-        done = usable & (change < tol)
-        converged[active[done]] = True
+            done = usable & monitor.is_converged(obj1 / n, obj0 / n)
+        monitor.mark_converged(active[done])
         if prune:
             # a start that even an EM rate of ``PRUNE_RATE`` could not lift to the leader
             # (remaining gain <= step gain / (1 - rate)) is left where it is
@@ -190,7 +183,7 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
             done |= hopeless
         # a start whose next EM step is unusable (not finite, collapsed) stops here and
         # keeps its best evaluated parameters
-        go = usable & ~done & (n_eval[active] + 1 < max_iter)
+        go = usable & ~done & (monitor.n_iter[active] + 1 < max_iter)
         if not go.any():
             break
         index = active[go]
@@ -219,8 +212,9 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
 
     means_out = best["means"] + center
     prec_out, _ = precision_cholesky(best["covariances"], covariance_type)
-    failed |= ~np.isfinite(best_objective)
-    reason[failed] = "no finite, non-collapsed parameters while polishing"
+    unusable = np.flatnonzero(~np.isfinite(best_objective) & ~monitor.failed)
+    monitor.fail(unusable, "no finite, non-collapsed parameters while polishing")
+    failed = monitor.failed
     return MixtureFit(
         covariance_type=covariance_type,
         weights=best["weights"],
@@ -229,12 +223,7 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
         precisions_cholesky=prec_out,
         log_likelihood=np.where(failed, -np.inf, best_loglik),
         log_prior=best_log_prior,
-        trace=trace,
-        n_iter=n_eval,
-        converged=converged,
-        failed=failed,
-        failure_reason=reason,
-        max_decrease=np.zeros(n_init),
+        **monitor.results(),
         n_samples=n,
         settings={"tol": tol, "tol_type": "relative", "max_iter": max_iter,
                   "reg_covar": reg_covar, "prior": prior is not None,
