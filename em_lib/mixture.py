@@ -39,7 +39,6 @@ import numpy as np
 from ._estimator import (
     ConvergenceWarning,
     EstimatorMixin,
-    check_nonnegative,
     check_positive_int,
     make_rng,
     validate_X,
@@ -49,27 +48,9 @@ from .numerics.covariance import (
     check_covariance_type,
     triangular_inverse,
 )
-from .numerics.criteria import n_parameters
-from .numerics.gaussian import (
-    PreparedData,
-    impute_mixture,
-    log_gaussian_density,
-    run_estep,
-)
-from .numerics.init import check_init, initial_parameters
-from .numerics.mixture_em import TOL_TYPES, fit_mixture_em
-from .numerics.prior import ConjugatePrior, default_prior
-from .numerics.squarem import polish_em
-from .numerics.starts import same_solution
-
-SAME_SOLUTION_TOLERANCE = 0.1  # data standard deviations: starts stopped at a loose ``tol``
-# in one basin differ by less (0.01-0.07 on the benchmark data), distinct optima by more
-
-
-def _logsumexp(values, axis):
-    shift = np.max(values, axis=axis, keepdims=True)
-    shift = np.where(np.isfinite(shift), shift, 0.0)
-    return np.squeeze(shift, axis) + np.log(np.exp(values - shift).sum(axis=axis))
+from .numerics.criteria import information_criteria, logsumexp, n_parameters
+from .numerics.fitting import MixtureFitResult, MixtureSettings, fit_mixture
+from .numerics.gaussian import impute_mixture, log_gaussian_density, run_estep
 
 
 class GaussianMixture(EstimatorMixin):
@@ -98,16 +79,17 @@ class GaussianMixture(EstimatorMixin):
     tol_type : {"absolute", "relative"}, default "absolute"
     prior : None, "default" or ConjugatePrior
         MAP EM with a conjugate prior (mclust's defaults for "default").
-    nested_starts : bool, default True
+    nested_starts : bool, default False
         Add starts built from the solutions of the models this one contains, fitted with the
-        same settings: the diag and tied solutions for ``full``, spherical for ``diag``, and
-        for ``K > 1`` the ``K - 1`` solution with one component split along its principal
-        axis and with a new component of weight 1e-8 at the worst-fitted row. EM only climbs
-        from a start, so a richer model's best log-likelihood is then never below that of a
-        model it contains (full >= diag >= spherical, full >= tied, K >= K - 1) except for
-        round-off. The contained fits cost up to ``4 K`` fits for ``full``; their results are
-        cached per data set and settings within the process (only with an integer
-        ``random_state``). Ignored with user-given starting parameters or ``warm_start``.
+        same settings and seed (:mod:`em_lib.numerics.fitting`): the diag and tied solutions
+        for ``full``, spherical for ``diag``, and for ``K > 1`` the ``K - 1`` solution with
+        one component split along its principal axis and with a new component of weight 1e-8
+        at the worst-fitted row. EM only climbs from a start, so a richer model's best
+        log-likelihood is then never below that of a model it contains (full >= diag >=
+        spherical, full >= tied, K >= K - 1) except for round-off. An isolated fit pays for
+        the whole lattice of contained models (up to ``4 K`` fits for ``full``), so it is off
+        by default; model selection over a grid (where the lattice is fitted anyway) and the
+        workflow turn it on. Ignored with user-given starting parameters or ``warm_start``.
     polish_tol : float or None, default 1e-10
         After every start has stopped at ``tol``, the best starts (up to ``polish_starts``
         at distinct optima: starts whose matched means and weights agree within 0.1 data
@@ -124,6 +106,8 @@ class GaussianMixture(EstimatorMixin):
 
     Attributes (besides scikit-learn's)
     -----------------------------------
+    fit_result_ : em_lib.numerics.fitting.MixtureFitResult
+        The driver's whole result (starts, their origins, polishing, the chosen start).
     starts_ : MixtureFit
         Every start as it stopped at ``tol`` (before polishing).
     start_origin_ : array of str
@@ -140,7 +124,7 @@ class GaussianMixture(EstimatorMixin):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="auto", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 tol_type="absolute", prior=None, nested_starts=True, polish_tol=1e-10,
+                 tol_type="absolute", prior=None, nested_starts=False, polish_tol=1e-10,
                  polish_starts=5, verbose=0):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -162,29 +146,18 @@ class GaussianMixture(EstimatorMixin):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ validation
-    def _check_parameters(self):
+    def _settings(self) -> MixtureSettings:
         check_positive_int(self.n_components, "n_components")
         check_covariance_type(self.covariance_type)
-        check_init(self.init_params)
-        check_nonnegative(self.tol, "tol")
-        check_nonnegative(self.reg_covar, "reg_covar")
-        check_positive_int(self.max_iter, "max_iter", minimum=0)
-        check_positive_int(self.n_init, "n_init")
-        if not isinstance(self.nested_starts, bool | np.bool_):
-            raise ValueError(f"nested_starts must be True or False, got {self.nested_starts!r}")
-        if self.polish_tol is not None:
-            check_nonnegative(self.polish_tol, "polish_tol")
-        check_positive_int(self.polish_starts, "polish_starts")
-        if self.tol_type not in TOL_TYPES:
-            raise ValueError(f"tol_type must be one of {list(TOL_TYPES)}, got {self.tol_type!r}")
-        if not (self.prior is None or self.prior == "default"
-                or isinstance(self.prior, ConjugatePrior)):
-            raise ValueError(f"prior must be None, 'default' or a ConjugatePrior, got "
-                             f"{self.prior!r}")
+        return MixtureSettings(
+            n_init=self.n_init, init_params=self.init_params, tol=self.tol,
+            tol_type=self.tol_type, max_iter=self.max_iter, reg_covar=self.reg_covar,
+            prior=self.prior, nested_starts=self.nested_starts, polish_tol=self.polish_tol,
+            polish_starts=self.polish_starts,
+        ).validate()
 
     def _validate_fit_data(self, X):
         X = validate_X(X, estimator_name=type(self).__name__)
-        n_samples, n_features = X.shape
         nan = np.isnan(X)
         all_nan_cols = np.flatnonzero(nan.all(axis=0))
         if all_nan_cols.size:
@@ -198,7 +171,7 @@ class GaussianMixture(EstimatorMixin):
                 "log-likelihood and are ignored by the fit",
                 UserWarning, stacklevel=3,
             )
-        n_used = n_samples - empty_rows
+        n_used = X.shape[0] - empty_rows
         if n_used < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "
@@ -206,21 +179,6 @@ class GaussianMixture(EstimatorMixin):
                 + (" (rows with at least one observed value)" if empty_rows else "")
             )
         return X
-
-    def _use_nested(self):
-        user_given = any(
-            value is not None for value in (self.weights_init, self.means_init,
-                                            self.precisions_init)
-        )
-        warm = self.warm_start and self.__sklearn_is_fitted__()
-        return bool(self.nested_starts) and not user_given and not warm
-
-    def _prior_for(self, X):
-        if self.prior is None:
-            return None
-        if isinstance(self.prior, ConjugatePrior):
-            return self.prior
-        return default_prior(X, self.n_components, self.covariance_type)
 
     def _user_init(self, name, value, shape_tail, n_init):
         array = np.asarray(value, dtype=float)
@@ -232,25 +190,24 @@ class GaussianMixture(EstimatorMixin):
             f"{name} has shape {array.shape}; expected {shape_tail} or {(n_init,) + shape_tail}"
         )
 
-    def _starting_parameters(self, X, rng, prior, prepared=None):
+    def _initial(self, n_features):
+        """User-given starting parameters for :func:`fit_mixture` (``initial``), or None."""
         n_init, n_comp, ct = self.n_init, self.n_components, self.covariance_type
-        d = X.shape[1]
         if self.warm_start and self.__sklearn_is_fitted__():
-            return (self.weights_[None].copy(), self.means_[None].copy(),
-                    self.covariances_[None].copy())
-        weights, means, covariances = initial_parameters(
-            X, n_comp, ct, n_init, self.init_params, rng, reg_covar=self.reg_covar, prior=prior,
-            prepared=prepared,
-        )
+            return {"weights": self.weights_[None].copy(), "means": self.means_[None].copy(),
+                    "covariances": self.covariances_[None].copy()}
+        initial = {}
         if self.weights_init is not None:
             weights = self._user_init("weights_init", self.weights_init, (n_comp,), n_init)
             if np.any(weights < 0) or not np.allclose(weights.sum(-1), 1.0):
                 raise ValueError("weights_init must be non-negative and sum to 1")
+            initial["weights"] = weights
         if self.means_init is not None:
-            means = self._user_init("means_init", self.means_init, (n_comp, d), n_init)
+            initial["means"] = self._user_init("means_init", self.means_init,
+                                               (n_comp, n_features), n_init)
         if self.precisions_init is not None:
-            shape = {"full": (n_comp, d, d), "tied": (d, d), "diag": (n_comp, d),
-                     "spherical": (n_comp,)}[ct]
+            shape = {"full": (n_comp, n_features, n_features), "tied": (n_features, n_features),
+                     "diag": (n_comp, n_features), "spherical": (n_comp,)}[ct]
             precisions = self._user_init("precisions_init", self.precisions_init, shape, n_init)
             if ct in ("full", "tied"):
                 try:
@@ -259,12 +216,12 @@ class GaussianMixture(EstimatorMixin):
                     raise ValueError(
                         "precisions_init must be symmetric positive definite") from None
                 inv_lower = triangular_inverse(lower)
-                covariances = np.swapaxes(inv_lower, -1, -2) @ inv_lower
+                initial["covariances"] = np.swapaxes(inv_lower, -1, -2) @ inv_lower
             else:
                 if np.any(precisions <= 0):
                     raise ValueError("precisions_init must be positive")
-                covariances = 1.0 / precisions
-        return weights, means, covariances
+                initial["covariances"] = 1.0 / precisions
+        return initial or None
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None):
@@ -274,66 +231,44 @@ class GaussianMixture(EstimatorMixin):
 
     def fit_predict(self, X, y=None):
         """Fit and return the most probable component of every row of X."""
-        self._check_parameters()
+        settings = self._settings()
         X = self._validate_fit_data(X)
-        rng = make_rng(self.random_state)
-        prior = self._prior_for(X)
-        prepared = PreparedData(X, self.covariance_type)
-        weights, means, covariances = self._starting_parameters(X, rng, prior, prepared)
-        origin = [self.init_params] * weights.shape[0]
-        if self._use_nested():
-            from .nested import nested_starting_parameters
-
-            extra = nested_starting_parameters(self, X)
-            if extra is not None:
-                weights = np.concatenate([weights, extra[0]])
-                means = np.concatenate([means, extra[1]])
-                covariances = np.concatenate([covariances, extra[2]])
-                origin += extra[3]
-        fit = fit_mixture_em(
-            X, weights, means, covariances, self.covariance_type, tol=self.tol,
-            tol_type=self.tol_type, max_iter=self.max_iter, reg_covar=self.reg_covar,
-            prior=prior, prepared=prepared,
-        )
-        best = fit.best_or_raise()
-        self.starts_ = fit
-        self.start_origin_ = np.array(origin, dtype=object)
-        self.best_start_ = best
-        result, trace = fit, fit.trace[best]
-        converged, n_iter = fit.converged[best], fit.n_iter[best]
-        self.polish_ = None
-        if self.polish_tol is not None and self.max_iter > 0:
-            polished = self._polish(X, fit, prior, prepared)
-            if polished is not None:
-                self.polish_, chosen, row = polished
-                self.best_start_ = best = chosen
-                result = self.polish_
-                extra = self.polish_.trace[row]
-                trace = np.concatenate([fit.trace[best][~np.isnan(fit.trace[best])], extra])
-                converged = fit.converged[best] or self.polish_.converged[row]
-                n_iter = fit.n_iter[best] + self.polish_.n_iter[row]
-                best = row
-        self.weights_ = result.weights[best]
-        self.means_ = result.means[best]
-        self.covariances_ = result.covariances[best]
-        self.precisions_cholesky_ = result.precisions_cholesky[best]
-        if self.covariance_type in ("full", "tied"):
-            self.precisions_ = self.precisions_cholesky_ @ np.swapaxes(
-                self.precisions_cholesky_, -1, -2)
-        else:
-            self.precisions_ = self.precisions_cholesky_**2
-        self.converged_ = bool(converged)
-        self.n_iter_ = int(n_iter)
-        self.lower_bounds_ = trace[~np.isnan(trace)].tolist()
-        self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
-        self.n_features_in_ = X.shape[1]
+        result = fit_mixture(X, self.n_components, self.covariance_type, settings,
+                             self.random_state, initial=self._initial(X.shape[1]))
+        self._set_result(result, X.shape[1])
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
                 f"Best start did not converge in {self.max_iter} iterations (tol={self.tol}, "
                 f"{self.tol_type}); increase max_iter or tol.",
                 ConvergenceWarning, stacklevel=2,
             )
-        # labels through the fit's engine (no second pass building features)
+        return self._labels(X, result.prepared)
+
+    def _set_result(self, result: MixtureFitResult, n_features):
+        """Copy a fit's solution into the fitted attributes (also used by model selection)."""
+        self.fit_result_ = result
+        self.starts_ = result.starts
+        self.start_origin_ = result.origin
+        self.best_start_ = result.best_start
+        self.polish_ = result.polish
+        self.weights_ = result.weights
+        self.means_ = result.means
+        self.covariances_ = result.covariances
+        self.precisions_cholesky_ = result.precisions_cholesky
+        if self.covariance_type in ("full", "tied"):
+            self.precisions_ = self.precisions_cholesky_ @ np.swapaxes(
+                self.precisions_cholesky_, -1, -2)
+        else:
+            self.precisions_ = self.precisions_cholesky_**2
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.lower_bounds_ = result.trace.tolist()
+        self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
+        self.n_features_in_ = n_features
+
+    def _labels(self, X, prepared):
+        """Most probable component of every row, through the fit's engine (no second pass
+        building features); rows with nothing observed get the heaviest component."""
         result = run_estep(prepared.engine, np.log(self.weights_)[None],
                            (self.means_ - prepared.center)[None], self.covariances_[None],
                            self.precisions_cholesky_[None], want_stats=False,
@@ -341,35 +276,6 @@ class GaussianMixture(EstimatorMixin):
         labels = np.full(X.shape[0], int(np.argmax(self.weights_)))
         labels[prepared.keep] = result["weighted_log_prob"][0].argmax(axis=1)
         return labels
-
-    def _polish(self, X, fit, prior, prepared):
-        """Continue the best distinct starts to ``polish_tol``; returns (MixtureFit of the
-        polished starts, index of the chosen start in ``starts_``, its row in the polish fit)
-        or None when no start could be polished."""
-        objective = np.where(fit.failed, -np.inf, fit.objective)
-        order = np.argsort(-objective, kind="stable")
-        scale = np.sqrt(np.nanvar(X, axis=0)) + 1e-300
-        chosen = []
-        for start in order:
-            if not np.isfinite(objective[start]) or len(chosen) == self.polish_starts:
-                break
-            if not any(same_solution(fit.weights[start], fit.means[start], fit.weights[other],
-                                     fit.means[other], scale, SAME_SOLUTION_TOLERANCE)
-                       for other in chosen):
-                chosen.append(int(start))
-        if not chosen:
-            return None
-        chosen = np.array(chosen)
-        polish = polish_em(
-            X, fit.weights[chosen], fit.means[chosen], fit.covariances[chosen],
-            self.covariance_type, tol=self.polish_tol, max_iter=10 * self.max_iter,
-            reg_covar=self.reg_covar, prior=prior, prepared=prepared,
-        )
-        score = np.where(polish.failed, -np.inf, polish.objective)
-        row = int(np.argmax(score))
-        if not np.isfinite(score[row]) or score[row] < objective[chosen[0]]:
-            return None  # polishing failed (a collapse); keep the unpolished best
-        return polish, int(chosen[row]), row
 
     # ------------------------------------------------------------------ inference
     def _weighted_log_prob(self, X):
@@ -383,7 +289,7 @@ class GaussianMixture(EstimatorMixin):
     def score_samples(self, X):
         """Observed-data log-likelihood of every row (n,); rows with nothing observed get 0."""
         _, weighted, empty = self._weighted_log_prob(X)
-        out = _logsumexp(weighted, axis=1)
+        out = logsumexp(weighted, axis=1)
         out[empty] = 0.0
         return out
 
@@ -394,7 +300,7 @@ class GaussianMixture(EstimatorMixin):
     def predict_proba(self, X):
         """Posterior component probabilities (n, K)."""
         _, weighted, _ = self._weighted_log_prob(X)
-        return np.exp(weighted - _logsumexp(weighted, axis=1)[:, None])
+        return np.exp(weighted - logsumexp(weighted, axis=1)[:, None])
 
     def predict(self, X):
         """Most probable component of every row (n,)."""
@@ -404,28 +310,29 @@ class GaussianMixture(EstimatorMixin):
     def _n_parameters(self):
         return n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
 
-    def _n_used(self, X):
-        return int((~np.isnan(X).all(axis=1)).sum())
+    def criteria(self, X) -> dict:
+        """``{"bic", "aic", "icl"}`` of the fit on ``X`` (lower is better); ``n`` counts the
+        rows with at least one observed value."""
+        X, weighted, empty = self._weighted_log_prob(X)
+        log_norm = logsumexp(weighted, axis=1)
+        log_norm[empty] = 0.0
+        used = ~empty
+        entropy = -(weighted[used] - log_norm[used, None]).max(axis=1).sum()
+        return information_criteria(log_norm.sum(), self._n_parameters(), int(used.sum()),
+                                    entropy)
 
     def bic(self, X):
         """Bayesian information criterion, ``-2 log L + p log n``; lower is better."""
-        X = validate_X(X)
-        return (-2 * self.score_samples(X).sum()
-                + self._n_parameters() * np.log(self._n_used(X)))
+        return float(self.criteria(X)["bic"])
 
     def aic(self, X):
         """Akaike information criterion, ``-2 log L + 2 p``; lower is better."""
-        return -2 * self.score_samples(X).sum() + 2 * self._n_parameters()
+        return float(self.criteria(X)["aic"])
 
     def icl(self, X):
         """Integrated completed likelihood in BIC units (lower is better):
         ``bic(X) - 2 sum_n log tau_{n, z_n}``."""
-        X = validate_X(X)
-        proba = self.predict_proba(X)
-        used = ~np.isnan(X).all(axis=1)
-        with np.errstate(divide="ignore"):
-            entropy = -np.log(proba[used].max(axis=1)).sum()
-        return self.bic(X) + 2 * entropy
+        return float(self.criteria(X)["icl"])
 
     def sample(self, n_samples=1):
         """Draw (X, y) from the fitted mixture; rows grouped by component as scikit-learn."""

@@ -12,9 +12,9 @@ from em_lib.numerics.covariance import (
     COVARIANCE_TYPES,
     any_to_full,
     covariances_from_precision_cholesky,
-    n_parameters,
     precision_cholesky,
 )
+from em_lib.numerics.criteria import n_parameters
 from em_lib.numerics.gaussian import impute_mixture, log_gaussian_density
 from em_lib.numerics.init import INIT_METHODS, initial_parameters
 from em_lib.numerics.mixture_em import fit_mixture_em

@@ -31,7 +31,7 @@ def test_clone_and_params_round_trip():
 
 def test_fit_attributes_and_every_start_kept():
     X = load_dataset("old_faithful").X
-    est = GaussianMixture(2, n_init=6, random_state=0, polish_tol=None).fit(X)
+    est = GaussianMixture(2, n_init=6, random_state=0, polish_tol=None, nested_starts=True).fit(X)
     fit = est.starts_
     assert est.polish_ is None
     assert fit.n_init == 6 + 4  # 6 requested + diag, tied, split and epsilon starts from K=1

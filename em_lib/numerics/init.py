@@ -58,6 +58,20 @@ def check_init(method: str) -> str:
     return method
 
 
+def start_kinds(method: str, n_init: int) -> list[str]:
+    """What each of the ``n_init`` starts of ``method`` is made from, in start order; for
+    ``"auto"``: ``hierarchical``, ``hierarchical-whitened`` (with three or more starts), then
+    ``kmeans`` and a third (rounded down) of the rest ``random_from_data``."""
+    check_init(method)
+    if method != "auto":
+        return [method] * n_init
+    kinds = ["hierarchical"] + (["hierarchical-whitened"] if n_init > 2 else [])
+    kinds = kinds[:n_init]
+    n_random = (n_init - len(kinds)) // 3
+    n_kmeans = n_init - len(kinds) - n_random
+    return kinds + ["kmeans"] * n_kmeans + ["random_from_data"] * n_random
+
+
 def _squared_distances(X, sq_norms, centers):
     """|x_n - c_ik|^2 for X (n, d) and centers (I, K, d): (n, I, K)."""
     n_init, n_comp, d = centers.shape
