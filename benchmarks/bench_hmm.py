@@ -97,7 +97,7 @@ def run_em_lib(X, k):
 
 
 def run_em_lib_from(X, starts):
-    from em_lib.numerics.hmm_em import fit_hmm_em
+    from em_lib.numerics.hmm import fit_hmm_em
 
     return fit_hmm_em(X, None, **starts, covariance_type="diag", tol=TOL, max_iter=N_ITER)
 
@@ -162,7 +162,7 @@ def main():
     args = parser.parse_args()
 
     from em_lib.data import make_hmm_sequences
-    from em_lib.numerics.hmm_em import initial_hmm_parameters
+    from em_lib.numerics.hmm import initial_hmm_parameters
 
     cold, warm = jit_times()
     run_em_lib(np.random.default_rng(0).normal(size=(60, 1)), 2)  # compile / load here

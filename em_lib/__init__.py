@@ -2,20 +2,35 @@
 
 Gaussian mixtures (full / diag / spherical / tied covariances, exact missing-data EM) and
 Gaussian hidden Markov models, with every initialisation fitted at once in one batched run.
+
+The library is :mod:`em_lib` (estimators), :mod:`em_lib.numerics`, :mod:`em_lib.data` and
+:mod:`em_lib.metrics`; the workflow's study layer is :mod:`em_lib.study`, which the library
+never imports. Importing ``em_lib`` itself is cheap: the estimators (numpy, scipy, numba) load
+on first use, and no plotting, xarray or snakemake module is ever loaded by the library.
 """
 
 __version__ = "0.1.0"
 
-from .mixture import GaussianMixture  # noqa: E402
-from .numerics.mixture_em import MixtureFit, fit_mixture_em  # noqa: E402
-
 __all__ = ["GaussianHMM", "GaussianMixture", "MixtureFit", "fit_mixture_em", "__version__"]
+
+_LAZY = {
+    "GaussianMixture": "em_lib.mixture",
+    "GaussianHMM": "em_lib.hmm",
+    "MixtureFit": "em_lib.numerics.mixture_em",
+    "fit_mixture_em": "em_lib.numerics.mixture_em",
+}
 
 
 def __getattr__(name):
-    # GaussianHMM loads numba (about a second); import it only when asked for
-    if name == "GaussianHMM":
-        from .hmm import GaussianHMM
+    # estimators load numpy, scipy and numba kernels: only when asked for
+    if name in _LAZY:
+        import importlib
 
-        return GaussianHMM
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'em_lib' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

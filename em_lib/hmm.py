@@ -1,5 +1,5 @@
-"""``GaussianHMM``: an hmmlearn-style estimator over the batched Baum-Welch core
-(:mod:`em_lib.numerics.hmm_em`)."""
+"""``GaussianHMM``: an hmmlearn-style estimator over the HMM fitting driver
+(:func:`em_lib.numerics.hmm.fit_hmm`)."""
 
 from __future__ import annotations
 
@@ -10,26 +10,21 @@ import numpy as np
 from ._estimator import (
     ConvergenceWarning,
     EstimatorMixin,
-    check_nonnegative,
     check_positive_int,
     validate_X,
 )
 from .numerics.covariance import any_to_full, check_covariance_type
-from .numerics.hmm_em import (
+from .numerics.criteria import hmm_n_parameters, information_criteria
+from .numerics.hmm import (
     DECODERS,
-    ENGINES,
-    INIT_STRATEGIES,
-    as_generator,
+    HMMSettings,
     check_sequences,
     emission_log_prob,
-    fit_hmm_em,
+    fit_hmm,
     forward_backward,
-    hmm_n_parameters,
-    information_criteria,
-    initial_hmm_parameters,
     viterbi,
 )
-from .numerics.prior import ConjugatePrior, default_prior
+from .numerics.starts import as_generator
 
 
 class GaussianHMM(EstimatorMixin):
@@ -53,7 +48,7 @@ class GaussianHMM(EstimatorMixin):
         Number of starts, all fitted in one batched run.
     init : {"gmm", "random"}, default "gmm"
         Strategy for the parameters named in ``init_params``; see
-        :func:`em_lib.numerics.hmm_em.initial_hmm_parameters` ("gmm": em_lib's Gaussian
+        :func:`em_lib.numerics.hmm.initial_hmm_parameters` ("gmm": em_lib's Gaussian
         mixture fitted on the pooled data, transitions from its consecutive posteriors).
     init_params : str, default "stmc"
         Parameters initialised by ``init`` (s: startprob, t: transmat, m: means,
@@ -87,11 +82,13 @@ class GaussianHMM(EstimatorMixin):
     covariances_ : the same covariances in the type's own shape
     converged_ : bool
     n_iter_ : int
-    starts_ : :class:`em_lib.numerics.hmm_em.HMMFit`
+    starts_ : :class:`em_lib.numerics.hmm.HMMFit`
         Per-start results: ``trace`` (mean per-step log-likelihood per iteration, NaN after
         stopping), ``n_iter``, ``converged``, ``log_likelihood``, ``failed``,
         ``failure_reason`` and the parameters of every start.
     best_start_ : int
+    fit_result_ : :class:`em_lib.numerics.hmm.HMMFitResult`
+        What :func:`em_lib.numerics.hmm.fit_hmm` returned (the attributes above come from it).
     n_features_in_ : int
 
     Notes
@@ -184,31 +181,26 @@ class GaussianHMM(EstimatorMixin):
         """Covariances in the covariance type's own shape."""
         return self._covars_
 
-    def _check_parameters(self):
+    def _settings(self) -> HMMSettings:
+        """Check the estimator's parameters; the fitting ones as :class:`HMMSettings`."""
         check_positive_int(self.n_components, "n_components")
         check_covariance_type(self.covariance_type)
         check_positive_int(self.n_iter, "n_iter")
-        check_nonnegative(self.tol, "tol")
-        check_positive_int(self.n_init, "n_init")
-        check_nonnegative(self.reg_covar, "reg_covar")
-        if self.init not in INIT_STRATEGIES:
-            raise ValueError(f"init must be one of {list(INIT_STRATEGIES)}, got {self.init!r}")
-        for name in ("init_params", "params"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or any(c not in "stmc" for c in value):
-                raise ValueError(f"{name} must be a string of letters from 'stmc', got {value!r}")
         if self.algorithm not in DECODERS:
             raise ValueError(f"algorithm must be one of {list(DECODERS)}, got {self.algorithm!r}")
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {list(ENGINES)}, got {self.engine!r}")
-        if not (
-            self.prior is None
-            or isinstance(self.prior, ConjugatePrior)
-            or (isinstance(self.prior, str) and self.prior == "default")
-        ):
-            raise ValueError(
-                f"prior must be None, 'default' or a ConjugatePrior, got {self.prior!r}"
-            )
+        return HMMSettings(
+            n_init=self.n_init,
+            init=self.init,
+            tol=self.tol,
+            max_iter=self.n_iter,
+            reg_covar=self.reg_covar,
+            prior=self.prior,
+            startprob_prior=self.startprob_prior,
+            transmat_prior=self.transmat_prior,
+            params=self.params,
+            init_params=self.init_params,
+            engine=self.engine,
+        ).validate()
 
     def _validate(self, X, lengths, *, fitting):
         name = type(self).__name__
@@ -217,96 +209,50 @@ class GaussianHMM(EstimatorMixin):
         X, lengths, _ = check_sequences(X, lengths, min_length=2 if fitting else 1)
         return X, lengths
 
-    def _user_value(self, letter, attribute, n_init, shape):
-        public = attribute.lstrip("_")
-        if not hasattr(self, attribute):
-            raise ValueError(
-                f"init_params={self.init_params!r} leaves out {letter!r}, so {public} must be "
-                "set before fit"
-            )
-        value = np.asarray(getattr(self, attribute), dtype=float)
-        if value.shape == shape:
-            return np.broadcast_to(value, (n_init,) + shape).copy()
-        if value.shape == (n_init,) + shape:
-            return value.copy()
-        raise ValueError(
-            f"{public} has shape {value.shape}; expected {shape} or {(n_init,) + shape}"
-        )
+    def _fixed(self):
+        """The user-set parameters for the letters left out of ``init_params``."""
+        fixed = {}
+        for key, letter, attribute in (
+            ("startprob", "s", "startprob_"),
+            ("transmat", "t", "transmat_"),
+            ("means", "m", "means_"),
+            ("covariances", "c", "_covars_"),
+        ):
+            if letter in self.init_params:
+                continue
+            if not hasattr(self, attribute):
+                raise ValueError(
+                    f"init_params={self.init_params!r} leaves out {letter!r}, so "
+                    f"{attribute.lstrip('_')} must be set before fit"
+                )
+            fixed[key] = getattr(self, attribute)
+        return fixed
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, lengths=None):
         """Fit all ``n_init`` starts by Baum-Welch and keep the best. Returns self."""
-        self._check_parameters()
+        settings = self._settings()
         X, lengths = self._validate(X, lengths, fitting=True)
-        k, ct, n_init = self.n_components, self.covariance_type, self.n_init
-        d = X.shape[1]
-        nan = np.isnan(X)
-        empty_columns = np.flatnonzero(nan.all(axis=0))
-        if empty_columns.size:
-            raise ValueError(
-                f"column(s) {empty_columns.tolist()} of X have no observed value; drop them"
-            )
-        n_used = int((~nan.all(axis=1)).sum())
-        if n_used < k:
-            raise ValueError(
-                f"Expected at least n_components = {k} observed time steps, got {n_used}"
-            )
-        start = {}
-        if self.init_params:
-            start = initial_hmm_parameters(
-                X,
-                lengths,
-                k,
-                ct,
-                n_init,
-                init=self.init,
-                random_state=self.random_state,
-                reg_covar=self.reg_covar,
-            )
-        shapes = {
-            "startprob": ("s", "startprob_", (k,)),
-            "transmat": ("t", "transmat_", (k, k)),
-            "means": ("m", "means_", (k, d)),
-            "covariances": (
-                "c",
-                "_covars_",
-                {"full": (k, d, d), "diag": (k, d), "spherical": (k,), "tied": (d, d)}[ct],
-            ),
-        }
-        for key, (letter, attribute, shape) in shapes.items():
-            if letter not in self.init_params:
-                start[key] = self._user_value(letter, attribute, n_init, shape)
-        prior = self.prior
-        if isinstance(prior, str):
-            prior = default_prior(X, k, ct)
-        fit = fit_hmm_em(
+        result = fit_hmm(
             X,
             lengths,
-            start["startprob"],
-            start["transmat"],
-            start["means"],
-            start["covariances"],
-            ct,
-            tol=self.tol,
-            max_iter=self.n_iter,
-            reg_covar=self.reg_covar,
-            prior=prior,
-            startprob_prior=self.startprob_prior,
-            transmat_prior=self.transmat_prior,
-            params=self.params,
-            engine=self.engine,
+            self.n_components,
+            self.covariance_type,
+            settings,
+            self.random_state,
+            fixed=self._fixed(),
         )
-        best = fit.best_or_raise()
-        self.starts_ = fit
-        self.best_start_ = best
-        self.startprob_ = fit.startprob[best].copy()
-        self.transmat_ = fit.transmat[best].copy()
-        self.means_ = fit.means[best].copy()
-        self._covars_ = fit.covariances[best].copy()
-        self.converged_ = bool(fit.converged[best])
-        self.n_iter_ = int(fit.n_iter[best])
-        self.n_features_in_ = d
-        self.n_features = d
+        self.fit_result_ = result
+        self.starts_ = result.starts
+        self.best_start_ = result.best_start
+        self.startprob_ = result.startprob
+        self.transmat_ = result.transmat
+        self.means_ = result.means
+        self._covars_ = result.covariances
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.n_features_in_ = X.shape[1]
+        self.n_features = X.shape[1]
         if not self.converged_:
             warnings.warn(
                 f"Best start did not converge in {self.n_iter} iterations (tol={self.tol} on "
@@ -430,8 +376,8 @@ class GaussianHMM(EstimatorMixin):
 
     def bic(self, X, lengths=None):
         """Bayesian information criterion ``-2 log L + p log n``; lower is better."""
-        return float(self._criteria(X, lengths)[0])
+        return float(self._criteria(X, lengths)["bic"])
 
     def aic(self, X, lengths=None):
         """Akaike information criterion ``-2 log L + 2 p``; lower is better."""
-        return float(self._criteria(X, lengths)[1])
+        return float(self._criteria(X, lengths)["aic"])

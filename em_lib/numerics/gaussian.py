@@ -350,23 +350,6 @@ class MissingDataEngine:
             self._accumulate(acc, obs, miss, means, full, cov_oo, nk, first, second)
         return nk, first, _typed_second(second, covariance_type)
 
-    def conditional_expectation(self, means, covariances, resp, covariance_type=None):
-        """E[x_missing | x_observed] under the mixture, for every row: (I, n, d).
-
-        ``resp`` (I, n, K) are the posterior component probabilities of each row.
-        """
-        covariance_type = covariance_type or self.covariance_type
-        n_init, n_comp, d = means.shape
-        full = any_to_full(covariances, covariance_type, n_comp, d)
-        filled = np.broadcast_to(self.X, (n_init,) + self.X.shape).copy()
-        for obs, rows, _, _ in self.patterns:
-            miss = np.setdiff1d(np.arange(d), obs)
-            if miss.size == 0:
-                continue
-            cond = conditional_means(self.X[np.ix_(rows, obs)], obs, miss, means, full)
-            filled[:, rows[:, None], miss] = np.einsum("ink,iknm->inm", resp[:, rows], cond)
-        return filled
-
 
 def conditional_means(x_obs, obs, miss, means, full):
     """Per-component conditional means of the missing block: (I, K, n, m)."""
@@ -446,6 +429,38 @@ def log_gaussian_density(X, means, covariances, covariance_type):
     return out
 
 
+def impute_posterior_means(X, posteriors, means, full_covariances):
+    """``sum_k p(k | row) E[x_miss | x_obs, k]`` in the NaN entries of ``X``, for every start:
+    the one conditional-mean imputation of em_lib (the estimator's ``impute`` and the
+    workflow's imputation error use it).
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array; NaN marks a missing entry
+    posteriors : (I, n_samples, K) component (or state) posteriors of every row
+    means : (I, K, d) array
+    full_covariances : (I, K, d, d) array
+
+    Returns
+    -------
+    (I, n_samples, n_features) array
+    """
+    X = np.asarray(X, dtype=float)
+    n_init, n_comp = means.shape[:2]
+    d = X.shape[1]
+    filled = np.broadcast_to(X, (n_init,) + X.shape).copy()
+    for obs, rows in missing_patterns(X):
+        miss = np.setdiff1d(np.arange(d), obs)
+        if miss.size == 0:
+            continue
+        if obs.size:
+            cond = conditional_means(X[np.ix_(rows, obs)], obs, miss, means, full_covariances)
+        else:  # (I, K, n, m)
+            cond = np.broadcast_to(means[:, :, None, miss], (n_init, n_comp, rows.size, miss.size))
+        filled[:, rows[:, None], miss] = np.einsum("ink,iknm->inm", posteriors[:, rows], cond)
+    return filled
+
+
 def impute_mixture(X, weights, means, covariances, covariance_type, *, n_draws=0, rng=None):
     """Fill the NaN entries of ``X`` under a fitted mixture (a single start).
 
@@ -464,8 +479,14 @@ def impute_mixture(X, weights, means, covariances, covariance_type, *, n_draws=0
     n, d = X.shape
     n_comp = weights.shape[0]
     full = any_to_full(covariances[None], covariance_type, n_comp, d)[0]
-    out_shape = (n_draws,) if n_draws else ()
-    filled = np.broadcast_to(X, out_shape + X.shape).copy()
+    if not n_draws:
+        log_joint = log_gaussian_density(X, means[None], covariances[None], covariance_type)[0]
+        log_joint = log_joint + np.log(weights)
+        log_joint -= log_joint.max(axis=1, keepdims=True)
+        posteriors = np.exp(log_joint)
+        posteriors /= posteriors.sum(axis=1, keepdims=True)
+        return impute_posterior_means(X, posteriors[None], means[None], full[None])[0]
+    filled = np.broadcast_to(X, (n_draws,) + X.shape).copy()
     log_weights = np.log(weights)
     for obs, rows in missing_patterns(X):
         miss = np.setdiff1d(np.arange(d), obs)
@@ -488,9 +509,6 @@ def impute_mixture(X, weights, means, covariances, covariance_type, *, n_draws=0
         log_post -= log_post.max(axis=1, keepdims=True)
         post = np.exp(log_post)
         post /= post.sum(axis=1, keepdims=True)  # (n_p, K)
-        if not n_draws:
-            filled[np.ix_(rows, miss)] = np.einsum("nk,knm->nm", post, cond)
-            continue
         cum = np.cumsum(post, axis=1)
         uniform = rng.random((n_draws, rows.size, 1))
         comp = np.minimum((uniform > cum[None]).sum(axis=2), n_comp - 1)  # (n_draws, n_p)
