@@ -1,6 +1,9 @@
-# Batched EM fits fanned out over data sets, models, K, missingness and starts,
-# aggregated into one labelled netCDF file (results/experiment.nc).
-from snakemake.utils import min_version, validate
+# Batched EM fits fanned out over data sets, masks, models, K and methods, aggregated into one
+# labelled netCDF file (results/experiment.nc), sensitivity tables, figures and a report.
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+from em_lib.study.config import ConfigError, validate_config
 
 min_version("8.0")
 
@@ -8,7 +11,10 @@ min_version("8.0")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+except ConfigError as error:
+    raise WorkflowError(f"Invalid configuration: {error}") from None
 
 
 include: "workflow/rules/common.smk"
@@ -16,16 +22,14 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/sensitivity.smk"
-include: "workflow/rules/image.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/experiment.nc",
+        rules.aggregate.output,
         rules.sensitivity_tables.output,
         rules.sensitivity_delta.output,
         rules.figures.output,
-        expand(rules.image_figure.output, dataset=IMAGE_DATASETS),
-        "results/report.html",
+        rules.html_report.output,

@@ -25,14 +25,7 @@ _SKLEARN_COMPATIBLE = {}
 def _not_fitted_error_class():
     """Our NotFittedError, also a subclass of scikit-learn's when scikit-learn is loaded (its
     tooling checks for its own class); scikit-learn is never imported here."""
-    sk_exceptions = sys.modules.get("sklearn.exceptions")
-    if sk_exceptions is None:
-        return NotFittedError
-    if "cls" not in _SKLEARN_COMPATIBLE:
-        _SKLEARN_COMPATIBLE["cls"] = type(
-            "NotFittedError", (NotFittedError, sk_exceptions.NotFittedError), {}
-        )
-    return _SKLEARN_COMPATIBLE["cls"]
+    return _sklearn_subclass("_SklearnNotFittedError", NotFittedError, "NotFittedError")
 
 
 class NonNumericError(ValueError, TypeError):
@@ -40,7 +33,40 @@ class NonNumericError(ValueError, TypeError):
 
 
 class ConvergenceWarning(UserWarning):
-    """The best start did not meet the convergence tolerance within max_iter iterations."""
+    """The best start did not meet the convergence tolerance within max_iter iterations.
+
+    scikit-learn compatibility, decided when the warning is issued (scikit-learn is never
+    imported by em_lib): em_lib warns with :func:`convergence_warning_class`, which is this
+    class itself while ``sklearn.exceptions`` is not loaded, and otherwise a cached subclass
+    of both this class and ``sklearn.exceptions.ConvergenceWarning``. A filter or
+    ``pytest.warns`` on either class therefore catches em_lib's warning: one on
+    scikit-learn's class needs ``sklearn.exceptions`` imported to name it, so it is loaded
+    whenever such a filter exists. (Importing it at warn time instead would cost about a
+    second per process for nothing; only a check made after the warning, with scikit-learn
+    imported later, sees the plain class.)
+    """
+
+
+def _sklearn_subclass(name, ours, sklearn_name):
+    """``ours`` itself, or a cached subclass of ``ours`` and the scikit-learn class
+    ``sklearn.exceptions.<sklearn_name>`` when ``sklearn.exceptions`` is already loaded."""
+    sk_exceptions = sys.modules.get("sklearn.exceptions")
+    if sk_exceptions is None:
+        return ours
+    if name not in _SKLEARN_COMPATIBLE:
+        _SKLEARN_COMPATIBLE[name] = type(
+            ours.__name__, (ours, getattr(sk_exceptions, sklearn_name)),
+            {"__module__": __name__, "__qualname__": name, "__doc__": ours.__doc__},
+        )
+        globals()[name] = _SKLEARN_COMPATIBLE[name]  # picklable by its qualified name
+    return _SKLEARN_COMPATIBLE[name]
+
+
+def convergence_warning_class():
+    """The class em_lib warns with when a fit did not converge (see
+    :class:`ConvergenceWarning`)."""
+    return _sklearn_subclass("_SklearnConvergenceWarning", ConvergenceWarning,
+                             "ConvergenceWarning")
 
 
 class EstimatorMixin:

@@ -23,6 +23,13 @@ Differences from ``sklearn.mixture.GaussianMixture``, all deliberate:
 * ``prior="default"`` (or a :class:`~em_lib.numerics.prior.ConjugatePrior`) gives MAP EM with
   mclust's default conjugate prior.
 
+As in scikit-learn: float32 input gives float32 ``weights_``, ``means_``, ``covariances_``,
+``precisions_`` and ``precisions_cholesky_`` (and float32 ``score_samples`` /
+``predict_proba``), all computed in float64 and cast at the end; ``lower_bound_`` and
+``lower_bounds_`` stay float64. With ``warm_start`` the convergence test continues across
+fits, so repeated ``max_iter=1`` fits report ``converged_`` once successive objectives agree
+within ``tol``.
+
 Criteria use scikit-learn's sign convention throughout: ``bic``, ``aic`` and ``icl`` are
 ``-2 log L + penalty``, so **lower is better** (mclust reports the negative: higher is better).
 ``icl`` is ``bic`` plus twice the entropy of the hard classification,
@@ -37,9 +44,9 @@ import warnings
 import numpy as np
 
 from ._estimator import (
-    ConvergenceWarning,
     EstimatorMixin,
     check_positive_int,
+    convergence_warning_class,
     make_rng,
     validate_X,
 )
@@ -51,6 +58,19 @@ from .numerics.covariance import (
 from .numerics.criteria import information_criteria, logsumexp, n_parameters
 from .numerics.fitting import MixtureFitResult, MixtureSettings, fit_mixture
 from .numerics.gaussian import impute_mixture, log_gaussian_density, run_estep
+from .numerics.monitor import EMMonitor
+
+
+def _fit_dtype(X):
+    """float32 for float32 input (array or all-float32 DataFrame), else float64: the dtype of
+    the fitted parameters, as scikit-learn keeps it."""
+    dtype = getattr(X, "dtype", None)
+    if dtype is None and hasattr(X, "dtypes"):
+        return np.float32 if {str(d) for d in X.dtypes} == {"float32"} else np.float64
+    try:
+        return np.float32 if np.dtype(dtype) == np.float32 else np.float64
+    except TypeError:
+        return np.float64
 
 
 class GaussianMixture(EstimatorMixin):
@@ -118,7 +138,9 @@ class GaussianMixture(EstimatorMixin):
         The polished starts (``None`` when polishing is off); ``n_iter_`` and ``lower_bounds_``
         cover both stages, ``converged_`` is true if either stage met its tolerance.
     verbose : int, default 0
-        Unused; kept for scikit-learn compatibility.
+        1 prints, after the batched run, every start (index, kind from ``start_origin_``,
+        final log-likelihood, ``n_iter``, converged) and the polishing result; 2 also the
+        kept start's objective per iteration. Printed to stdout, as scikit-learn does.
     """
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
@@ -194,8 +216,9 @@ class GaussianMixture(EstimatorMixin):
         """User-given starting parameters for :func:`fit_mixture` (``initial``), or None."""
         n_init, n_comp, ct = self.n_init, self.n_components, self.covariance_type
         if self.warm_start and self.__sklearn_is_fitted__():
-            return {"weights": self.weights_[None].copy(), "means": self.means_[None].copy(),
-                    "covariances": self.covariances_[None].copy()}
+            return {name: np.array(getattr(self, attribute), dtype=float)[None]
+                    for name, attribute in (("weights", "weights_"), ("means", "means_"),
+                                            ("covariances", "covariances_"))}
         initial = {}
         if self.weights_init is not None:
             weights = self._user_init("weights_init", self.weights_init, (n_comp,), n_init)
@@ -232,66 +255,136 @@ class GaussianMixture(EstimatorMixin):
     def fit_predict(self, X, y=None):
         """Fit and return the most probable component of every row of X."""
         settings = self._settings()
+        dtype = _fit_dtype(X)
         X = self._validate_fit_data(X)
+        warm = self.warm_start and self.__sklearn_is_fitted__()
+        previous = getattr(self, "lower_bound_", -np.inf) if warm else -np.inf
         result = fit_mixture(X, self.n_components, self.covariance_type, settings,
                              self.random_state, initial=self._initial(X.shape[1]))
-        self._set_result(result, X.shape[1])
+        self._set_result(result, X.shape[1], dtype=dtype)
+        if warm and not self.converged_:
+            self.converged_ = self._converged_across_fits(previous, result)
+        if self.verbose:
+            self._print_fit(result)
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
                 f"Best start did not converge in {self.max_iter} iterations (tol={self.tol}, "
                 f"{self.tol_type}); increase max_iter or tol.",
-                ConvergenceWarning, stacklevel=2,
+                convergence_warning_class(), stacklevel=2,
             )
-        return self._labels(X, result.prepared)
+        return self._labels(X, result)
 
-    def _set_result(self, result: MixtureFitResult, n_features):
-        """Copy a fit's solution into the fitted attributes (also used by model selection)."""
+    def _converged_across_fits(self, previous, result: MixtureFitResult) -> bool:
+        """scikit-learn's warm-start rule: the tolerance test continues across fits, so the
+        first objective of this fit (that of the parameters the previous fit returned) is
+        compared with the previous fit's last objective, as between two iterations."""
+        if result.trace.size == 0 or not np.isfinite(previous):
+            return False
+        monitor = EMMonitor(1, 0, tol=self.tol, tol_type=self.tol_type,
+                            n_samples=result.n_samples)
+        return bool(monitor.is_converged(np.array([result.trace[0]]),
+                                         np.array([previous]))[0])
+
+    def _print_fit(self, result: MixtureFitResult):
+        """The verbose report (stdout): every start, the polishing, the kept start and, for
+        ``verbose >= 2``, the kept start's objective per iteration."""
+        starts = result.starts
+        print(f"{type(self).__name__}: {starts.n_init} start(s) of K={self.n_components} "
+              f"{self.covariance_type}, batched run")
+        for i in range(starts.n_init):
+            if starts.failed[i]:
+                status = f"failed ({starts.failure_reason[i]})"
+            else:
+                status = "converged" if starts.converged[i] else "did not converge"
+            print(f"  start {i:3d}  {str(result.origin[i]):<22}  log-likelihood "
+                  f"{starts.log_likelihood[i]:.6f}  n_iter {int(starts.n_iter[i]):4d}  {status}")
+        if result.polish is None:
+            reason = ("off (polish_tol=None)" if self.polish_tol is None or self.max_iter == 0
+                      else "no improvement kept")
+            print(f"  polishing: {reason}")
+        else:
+            polish = result.polish
+            print(f"  polishing {polish.n_init} start(s) to a relative change of "
+                  f"{self.polish_tol:g}")
+            for row, start in enumerate(result.polished_starts):
+                status = "converged" if polish.converged[row] else "did not converge"
+                if polish.failed[row]:
+                    status = f"failed ({polish.failure_reason[row]})"
+                print(f"  start {int(start):3d}  log-likelihood "
+                      f"{starts.log_likelihood[start]:.6f} -> {polish.log_likelihood[row]:.6f}"
+                      f"  n_iter {int(polish.n_iter[row]):4d}  {status}")
+        print(f"  kept start {result.best_start} ({result.origin[result.best_start]}): "
+              f"log-likelihood {result.log_likelihood:.6f}, n_iter {result.n_iter}, "
+              f"converged {self.converged_}")
+        if self.verbose >= 2:
+            batch = int(np.isfinite(starts.trace[result.best_start]).sum())
+            print(f"  objective per iteration of start {result.best_start} "
+                  "(mean per-sample log-likelihood of the parameters entering it):")
+            previous = np.nan
+            for step, value in enumerate(result.trace, 1):
+                stage = "batch" if step <= batch else "polish"
+                print(f"    iter {step:4d}  {stage:<6}  {value:.10f}  change "
+                      f"{value - previous:.3e}")
+                previous = value
+
+    def _set_result(self, result: MixtureFitResult, n_features, dtype=np.float64):
+        """Copy a fit's solution into the fitted attributes (also used by model selection);
+        ``dtype`` is that of the fitted parameters (float32 for float32 input)."""
         self.fit_result_ = result
         self.starts_ = result.starts
         self.start_origin_ = result.origin
         self.best_start_ = result.best_start
         self.polish_ = result.polish
-        self.weights_ = result.weights
-        self.means_ = result.means
-        self.covariances_ = result.covariances
-        self.precisions_cholesky_ = result.precisions_cholesky
+        chol = result.precisions_cholesky
         if self.covariance_type in ("full", "tied"):
-            self.precisions_ = self.precisions_cholesky_ @ np.swapaxes(
-                self.precisions_cholesky_, -1, -2)
+            precisions = chol @ np.swapaxes(chol, -1, -2)
         else:
-            self.precisions_ = self.precisions_cholesky_**2
+            precisions = chol**2
+        self.weights_ = result.weights.astype(dtype, copy=False)
+        self.means_ = result.means.astype(dtype, copy=False)
+        self.covariances_ = result.covariances.astype(dtype, copy=False)
+        self.precisions_cholesky_ = chol.astype(dtype, copy=False)
+        self.precisions_ = precisions.astype(dtype, copy=False)
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.lower_bounds_ = result.trace.tolist()
         self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
         self.n_features_in_ = n_features
 
-    def _labels(self, X, prepared):
+    def _labels(self, X, fit: MixtureFitResult):
         """Most probable component of every row, through the fit's engine (no second pass
         building features); rows with nothing observed get the heaviest component."""
-        result = run_estep(prepared.engine, np.log(self.weights_)[None],
-                           (self.means_ - prepared.center)[None], self.covariances_[None],
-                           self.precisions_cholesky_[None], want_stats=False,
+        prepared = fit.prepared
+        result = run_estep(prepared.engine, np.log(fit.weights)[None],
+                           (fit.means - prepared.center)[None], fit.covariances[None],
+                           fit.precisions_cholesky[None], want_stats=False,
                            want_log_prob=True)
-        labels = np.full(X.shape[0], int(np.argmax(self.weights_)))
+        labels = np.full(X.shape[0], int(np.argmax(fit.weights)))
         labels[prepared.keep] = result["weighted_log_prob"][0].argmax(axis=1)
         return labels
 
     # ------------------------------------------------------------------ inference
+    def _parameters64(self):
+        """(weights, means, covariances) as float64 arrays (the attributes may be float32)."""
+        return (np.asarray(self.weights_, dtype=float), np.asarray(self.means_, dtype=float),
+                np.asarray(self.covariances_, dtype=float))
+
     def _weighted_log_prob(self, X):
         self._check_fitted()
         X = validate_X(X, n_features=self.n_features_in_, estimator_name=type(self).__name__)
-        log_density = log_gaussian_density(X, self.means_[None], self.covariances_[None],
+        weights, means, covariances = self._parameters64()
+        log_density = log_gaussian_density(X, means[None], covariances[None],
                                            self.covariance_type)[0]
         empty = np.isnan(X).all(axis=1)
-        return X, log_density + np.log(self.weights_), empty
+        return X, log_density + np.log(weights), empty
 
     def score_samples(self, X):
         """Observed-data log-likelihood of every row (n,); rows with nothing observed get 0."""
+        dtype = _fit_dtype(X)
         _, weighted, empty = self._weighted_log_prob(X)
         out = logsumexp(weighted, axis=1)
         out[empty] = 0.0
-        return out
+        return out.astype(dtype, copy=False)
 
     def score(self, X, y=None):
         """Mean per-row observed-data log-likelihood."""
@@ -299,8 +392,9 @@ class GaussianMixture(EstimatorMixin):
 
     def predict_proba(self, X):
         """Posterior component probabilities (n, K)."""
+        dtype = _fit_dtype(X)
         _, weighted, _ = self._weighted_log_prob(X)
-        return np.exp(weighted - logsumexp(weighted, axis=1)[:, None])
+        return np.exp(weighted - logsumexp(weighted, axis=1)[:, None]).astype(dtype, copy=False)
 
     def predict(self, X):
         """Most probable component of every row (n,)."""
@@ -339,12 +433,12 @@ class GaussianMixture(EstimatorMixin):
         self._check_fitted()
         check_positive_int(n_samples, "n_samples")
         rng = make_rng(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
+        weights, means, covariances = self._parameters64()
+        counts = rng.multinomial(n_samples, weights)
         d = self.n_features_in_
-        full = any_to_full(self.covariances_[None], self.covariance_type, self.n_components,
-                           d)[0]
+        full = any_to_full(covariances[None], self.covariance_type, self.n_components, d)[0]
         pieces = [
-            rng.multivariate_normal(self.means_[k], full[k], size=counts[k])
+            rng.multivariate_normal(means[k], full[k], size=counts[k])
             for k in range(self.n_components)
         ]
         labels = np.repeat(np.arange(self.n_components), counts)
@@ -354,14 +448,12 @@ class GaussianMixture(EstimatorMixin):
         """Replace NaN entries by their conditional expectation under the fitted mixture."""
         self._check_fitted()
         X = validate_X(X, n_features=self.n_features_in_, estimator_name=type(self).__name__)
-        return impute_mixture(X, self.weights_, self.means_, self.covariances_,
-                              self.covariance_type)
+        return impute_mixture(X, *self._parameters64(), self.covariance_type)
 
     def impute_draws(self, X, n_draws=5, random_state=None):
         """Multiple imputation: ``n_draws`` random completions of X, (n_draws, n, d)."""
         self._check_fitted()
         X = validate_X(X, n_features=self.n_features_in_, estimator_name=type(self).__name__)
         check_positive_int(n_draws, "n_draws")
-        return impute_mixture(X, self.weights_, self.means_, self.covariances_,
-                              self.covariance_type, n_draws=n_draws,
+        return impute_mixture(X, *self._parameters64(), self.covariance_type, n_draws=n_draws,
                               rng=make_rng(random_state))

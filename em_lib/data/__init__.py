@@ -7,9 +7,10 @@ Synthetic data (:mod:`em_lib.data.synthetic`)
     :class:`SyntheticMixture`, :class:`SyntheticHMM`.
 Real data (:mod:`em_lib.data.datasets`)
     :func:`load_dataset`, :func:`available_datasets`, :func:`load_table`,
-    :class:`Dataset`.
+    :class:`Dataset`; ``airquality`` has real missing values of its own.
 Missing-data mechanisms (:mod:`em_lib.data.missingness`)
-    :func:`make_missing`, :class:`MissingResult`, :data:`MECHANISMS`.
+    :func:`make_missing`, :class:`MissingResult`, :data:`MECHANISMS`; imposed on top of
+    the data's own missing values (``NaN``), which are kept.
 Images (:mod:`em_lib.data.image`)
     :func:`make_synthetic_image`, :func:`read_image`, :func:`check_image`,
     :func:`downsample`, :class:`SyntheticImage`.

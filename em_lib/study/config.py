@@ -211,13 +211,41 @@ def check_config(config) -> None:
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def complete_config(config: dict, schema=SCHEMA) -> dict:
-    """``config`` validated against the workflow's JSON schema with its defaults filled in
-    (what the Snakefile's ``validate`` does), for use outside Snakemake (tests, notebooks)."""
-    import copy
+def _schema_error(config, schema) -> str | None:
+    """The most relevant schema violation as one line naming the key and value, or None."""
+    import jsonschema
 
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return None
+    key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    message = error.message
+    if len(message) > 300:
+        message = message[:300] + " ..."
+    return f"{key}: {message}"
+
+
+def validate_config(config: dict, schema=SCHEMA) -> dict:
+    """Check ``config`` against the workflow's JSON schema (one short :class:`ConfigError` on
+    the first violation: key and value, no schema dump), fill in the schema's defaults in
+    place, then run :func:`check_config`. Returns ``config``."""
+    import yaml
     from snakemake.utils import validate
 
-    config = copy.deepcopy(config)
-    validate(config, str(schema))
+    with open(schema, encoding="utf-8") as handle:
+        loaded = yaml.safe_load(handle)
+    problem = _schema_error(config, loaded)
+    if problem is not None:
+        raise ConfigError(problem)
+    validate(config, str(schema))  # sets the defaults
+    check_config(config)
     return config
+
+
+def complete_config(config: dict, schema=SCHEMA) -> dict:
+    """A validated copy of ``config`` with the schema's defaults filled in, for use outside
+    Snakemake (tests, notebooks)."""
+    import copy
+
+    return validate_config(copy.deepcopy(config), schema)

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import textwrap
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
 __all__ = [
     "OKABE_ITO",
@@ -173,6 +169,9 @@ def _dodged(values, index, count, width=0.5):
 def _init_panels(axes, init, starts, labels, hue, hue_order, x_order):
     """Gap to the best optimum per start, share of starts reaching it, starts needed."""
     colors = _colors(hue_order)
+    # the highest probability of the starts-needed columns (starts_p95, starts_p99, ...)
+    needed = max((c for c in init.columns if c.startswith("starts_p")),
+                 key=lambda c: int(c[len("starts_p"):]))
     keys = _cell(init)
     gaps = starts.merge(init[[*keys, "ll_best"]], on=keys)
     gaps["gap"] = gaps["ll_best"] - gaps["log_likelihood"]
@@ -192,7 +191,7 @@ def _init_panels(axes, init, starts, labels, hue, hue_order, x_order):
             **style,
         )
         summary = init[init[hue] == value].groupby("n_components")
-        for ax, column in ((axes[1], "share_best"), (axes[2], "starts_p99")):
+        for ax, column in ((axes[1], "share_best"), (axes[2], needed)):
             stats = summary[column].agg(["median", "min", "max"]).reindex(x_order)
             ax.errorbar(
                 _dodged(stats.index, index, count),
@@ -208,7 +207,7 @@ def _init_panels(axes, init, starts, labels, hue, hue_order, x_order):
     axes[0].set_ylabel(f"best minus final log-likelihood ({units})")
     axes[1].set_ylabel("share of starts at the best optimum")
     axes[1].set_ylim(0, 1.05)
-    axes[2].set_ylabel("starts for a 99% chance of the best")
+    axes[2].set_ylabel(f"starts for a {needed[len('starts_p'):]}% chance of the best")
     axes[2].set_yscale("log")
     for ax in axes:
         ax.set_xticks(x_order)

@@ -63,8 +63,11 @@ def segmentation_figure(
     *,
     n_components: int | None = None,
     title: str | None = None,
+    agreement_title: str = "Segmentation accuracy",
 ) -> Figure:
-    """Panels: the image, its segmentation, a damaged copy, its restoration, ARI vs rate.
+    """Panels: the image, its segmentation, a damaged copy, its restoration, ARI vs rate
+    (against the true regions, or, without them, against the segmentation of the undamaged
+    image: ``agreement_title`` names which).
 
     Parameters
     ----------
@@ -161,7 +164,7 @@ def segmentation_figure(
         )
     ax.set_xlabel("missing rate")
     ax.set_ylabel("adjusted Rand index")
-    ax.set_title("Segmentation accuracy")
+    ax.set_title(agreement_title)
     low = min(0.0, float(np.nanmin(summary["ari"]))) if summary["ari"].notna().any() else 0.0
     ax.set_ylim(low - 0.02, 1.02)
     ax.grid(alpha=0.3)

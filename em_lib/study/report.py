@@ -108,7 +108,8 @@ def key_findings(
 ) -> list[str]:
     """Short sentences computed from the tables."""
     findings = []
-    chosen = selection[(selection["criterion"] == criterion) & (selection["method"] == method)]
+    chosen = (selection[(selection["criterion"] == criterion) & (selection["method"] == method)]
+              if not selection.empty else selection)
     for (dataset, model), group in chosen.groupby(["dataset", "model"], sort=False):
         true_k = truth.get(dataset)
         if true_k is None:
@@ -122,22 +123,25 @@ def key_findings(
             f"{criterion.upper()} ({method}, model {model}) picks the true K={true_k} on "
             f"data set {dataset} in " + ", ".join(parts) + " replicates."
         )
-    gmm_init = init[init["method"] == method]
-    if not gmm_init.empty:
+    gmm_init = init[init["method"] == method] if not init.empty else init
+    needed = max((c for c in init.columns if c.startswith("starts_p")), default=None,
+                 key=lambda c: int(c[len("starts_p"):]))
+    percent = needed[len("starts_p"):] if needed else ""
+    if not gmm_init.empty and needed and "share_best" in gmm_init:
         worst = gmm_init.sort_values("share_best").iloc[0]
         findings.append(
             f"Starts agree least for {worst['dataset']} / {worst['model']} / "
             f"K={worst['n_components']} ({worst['mechanism']} {_rate(worst['missing_rate'])}): "
             f"{worst['share_best']:.0%} of starts reach the best optimum, "
-            f"{worst['n_optima']} distinct optima, so {_count(worst['starts_p99'])} starts "
-            "are needed for a 99% chance of finding it; the median over all "
-            f"{len(gmm_init)} cells is {gmm_init['starts_p99'].median():.0f}."
+            f"{worst['n_optima']} distinct optima, so {_count(worst[needed])} starts "
+            f"are needed for a {percent}% chance of finding it; the median over all "
+            f"{len(gmm_init)} cells is {gmm_init[needed].median():.0f}."
         )
-    if hmm_init is not None and not hmm_init.empty:
+    if hmm_init is not None and not hmm_init.empty and needed in hmm_init:
         hmm_em = hmm_init[hmm_init["method"] == method]
         findings.append(
             f"HMM: a median of {hmm_em['share_best'].median():.0%} of starts reach the best "
-            f"optimum (median {hmm_em['starts_p99'].median():.0f} starts for 99%)."
+            f"optimum (median {hmm_em[needed].median():.0f} starts for {percent}%)."
         )
     errors = missing[missing["metric"] == "means_rmse"]
     if not errors.empty:
@@ -150,7 +154,7 @@ def key_findings(
                 f"(averaged over data sets, models and mechanisms) is {pivot[method]:.3f} for "
                 f"{method} against {others}."
             )
-    if tipping is not None and not tipping.empty:
+    if tipping is not None and not tipping.empty and "tipping_delta" in tipping:
         points = tipping.dropna(subset=["tipping_delta"])
         base = tipping["conclusion_at_0"].iloc[0]
         if points.empty:
@@ -168,12 +172,69 @@ def _count(value) -> str:
     return "infinitely many" if pd.isna(value) else f"{int(value)}"
 
 
+_KIND_TEXT = {
+    "hierarchical": "from Ward hierarchical clustering",
+    "hierarchical-whitened": "from Ward clustering of the whitened principal components",
+    "kmeans": "from k-means (k-means++ seeding and Lloyd steps)",
+    "k-means++": "from k-means++ seeding",
+    "random": "from random responsibilities",
+    "random_from_data": "with K random data rows as centres",
+    "short-em": "from short EM runs (Biernacki, Celeux & Govaert 2003)",
+}
+
+
+def starts_text(init_params: str, n_init: int) -> str:
+    """The random starts of one fit in words, e.g. ``"16 random starts (1 from Ward ...)"``."""
+    from collections import Counter
+
+    from em_lib.numerics.init import start_kinds
+
+    counts = Counter(start_kinds(init_params, n_init))
+    parts = [f"{count} {_KIND_TEXT[kind]}" for kind, count in counts.items()]
+    return f"{n_init} random start{'s' if n_init != 1 else ''} ({_list(parts)})"
+
+
+def procedure_text(fit: Mapping) -> str:
+    """The fitting procedure that ran, from the workflow's ``fit`` settings (the settings object
+    the fit jobs build, so the text cannot drift from what ran)."""
+    from em_lib.numerics.fitting import MixtureSettings
+
+    settings = MixtureSettings.from_config({**fit, "nested_starts": True})
+    prior = ("maximum likelihood (no prior)" if settings.prior is None
+             else "MAP estimation with mclust's default conjugate prior")
+    text = (
+        f"Each Gaussian mixture was fitted by em_lib's fitting driver (what "
+        f"GaussianMixture(nested_starts=True) runs) with {prior}: "
+        f"{starts_text(settings.init_params, settings.n_init)}, plus starts built from the "
+        "fitted models it contains (the diag and tied solutions for full, the spherical one "
+        "for diag, and the K - 1 solution with one component split along its principal axis "
+        "and with a new component of weight 1e-8), all run together by batched EM until the "
+        f"mean per-sample log-likelihood changed by less than {settings.tol:g} "
+        f"({settings.tol_type}) or {settings.max_iter} iterations were reached "
+        f"(reg_covar {settings.reg_covar:g}). "
+    )
+    if settings.polish_tol is None:
+        text += "The start with the highest log-likelihood is the fitted model (no polishing)."
+    else:
+        text += (
+            f"The best starts at up to {settings.polish_starts} distinct optima were then "
+            "polished by SQUAREM-accelerated EM (Varadhan & Roland 2008) to a relative change "
+            f"of {settings.polish_tol:g}, and the best polished start is the fitted model."
+        )
+    return text + (
+        " Random starts are reported as they ended on their own (initialisation "
+        "sensitivity); nested and polished starts only enter the fitted model."
+    )
+
+
 def methods_paragraph(config: Mapping, attrs: Mapping, sensitivity: Mapping | None = None) -> str:
     """A methods paragraph generated from the configuration and the provenance attributes."""
     fit, sweep = config.get("fit", {}), config.get("sweep", {})
     datasets = config.get("datasets", {})
+    names = sweep.get("dataset") or list(datasets)
     described = []
-    for name, spec in datasets.items():
+    for name in names:
+        spec = datasets[name]
         kind = spec.get("kind")
         if kind == "gaussian_mixture":
             described.append(
@@ -187,20 +248,18 @@ def methods_paragraph(config: Mapping, attrs: Mapping, sensitivity: Mapping | No
                 f"{spec.get('sequence_length')} from a {spec.get('n_components')}-state "
                 f"Gaussian HMM, self-transition {spec.get('self_transition')})"
             )
+        elif kind == "table":
+            described.append(f"{name} (the table {spec.get('path')})")
+        elif kind == "bundled":
+            described.append(f"{name} (the bundled {spec.get('name')} data)")
         else:
-            described.append(f"{name} ({kind})")
-    prior = fit.get("prior", "none")
-    prior_text = (
-        "maximum likelihood (no prior)"
-        if prior == "none"
-        else "MAP estimation with mclust's default conjugate prior"
-    )
+            described.append(f"{name} (image {spec.get('source')}, pixels as rows)")
     hmm = config.get("hmm", {})
     hmm_text = (
-        f" Gaussian HMMs ({hmm.get('covariance_type')} emissions, {hmm.get('init')} starts) "
-        "were fitted to the sequence data."
-        if hmm.get("enabled")
-        else ""
+        f" Gaussian HMMs ({hmm.get('covariance_type')} emissions, {fit.get('n_init')} "
+        f"{hmm.get('init')} starts, Baum-Welch to the same tolerance, best start kept) were "
+        "fitted to the sequence data."
+        if hmm.get("enabled") else ""
     )
     versions = ", ".join(
         f"{package} {attrs[f'{package}_version']}"
@@ -217,33 +276,65 @@ def methods_paragraph(config: Mapping, attrs: Mapping, sensitivity: Mapping | No
             "share s of starts reaching it."
         )
         delta = sens.get("delta", {})
-        if delta.get("enabled", True) and delta:
+        if delta:
             sens_text += (
                 " Departures from MAR were assessed by delta adjustment (van Buuren, Flexible "
-                "Imputation of Missing Data; National Research Council, 2010): imputed values "
-                f"({delta.get('n_draws')} multiple-imputation draws, 0 meaning conditional "
-                "expectations) were shifted by delta standard deviations over the grid "
-                f"{_list(delta.get('deltas', []))} and the mixture re-estimated."
+                "Imputation of Missing Data; National Research Council, 2010): the MAR fit's "
+                f"imputations ({delta.get('n_draws')} multiple-imputation draws, 0 meaning "
+                "conditional expectations) were shifted by delta standard deviations over the "
+                f"grid {_list(delta.get('deltas', []))} and the mixture re-estimated from "
+                f"{delta.get('n_init')} random starts (no nested starts)."
             )
-    rates = ", ".join(_rate(r) for r in sweep.get("missing_rate", []))
+    synthetic = [m for m in sweep.get("mechanism", []) if m != "none"]
+    rates = ", ".join(_rate(r) for r in sweep.get("missing_rate", []) if float(r) > 0)
+    missing_text = (
+        "The data sets' own missing values were kept: exact EM used every row with at least "
+        "one observed value. "
+        + (f"Synthetic missing entries were imposed on top of them by the mechanisms "
+           f"{_list(synthetic)} at rates {rates} of all entries (logistic strength "
+           f"{config.get('missingness', {}).get('strength')})"
+           + (", next to the data as given" if "none" in sweep.get("mechanism", []) else "")
+           if synthetic else "No synthetic missingness was imposed")
+        + f", with {len(sweep.get('replicate', []))} replicate(s); exact EM on the observed "
+        f"data was compared with {_list([m for m in sweep.get('method', []) if m != 'em'])}."
+    )
     return (
         f"Data sets: {'; '.join(described)}. Gaussian mixtures with covariance types "
         f"{_list(sweep.get('model', []))} and K = {_list(sweep.get('n_components', []))} "
-        f"components were fitted by EM from {fit.get('n_init')} starts each "
-        f"(init_params {fit.get('init_params')}; start 0 hierarchical when auto), with "
-        f"{prior_text}, convergence tolerance {fit.get('tol')} on the change of the mean "
-        f"per-sample log-likelihood, at most {fit.get('max_iter')} iterations and "
-        f"reg_covar {fit.get('reg_covar')}.{hmm_text} Missing entries were imposed by the "
-        f"mechanisms {_list(sweep.get('mechanism', []))} at rates {rates} (logistic strength "
-        f"{config.get('missingness', {}).get('strength')}), with "
-        f"{len(sweep.get('replicate', []))} replicate(s); exact EM on the observed data was "
-        f"compared with {_list([m for m in sweep.get('method', []) if m != 'em'])}. BIC, AIC "
-        "and ICL are -2 log L plus a penalty (lower is better), computed for the best start "
-        f"(highest log-likelihood) of each replicate.{sens_text} Software: em_lib "
+        f"components were fitted. {procedure_text(fit)}{hmm_text} {missing_text} BIC, AIC and "
+        "ICL are -2 log L plus a penalty (lower is better), computed on the damaged data for "
+        f"the fitted model of each replicate.{sens_text} Software: em_lib "
         f"{attrs.get('em_lib_version')} (git {attrs.get('git_commit')}), Python "
         f"{attrs.get('python_version')}, {versions}; root seed {attrs.get('root_seed')}, "
         f"every random stream derived from it by {attrs.get('seed_scheme', 'SeedSequence')}."
     )
+
+
+def figure_notes(tables: Mapping[str, pd.DataFrame], ds, settings: Mapping) -> dict[str, str]:
+    """Why a figure does not apply to this experiment, by figure name (absent: it applies)."""
+    notes = {}
+    method = settings.get("method", "em")
+    init = tables["initialisation"]
+    if init.empty or (init["method"] == method).sum() == 0:
+        notes["initialisation"] = "no Gaussian-mixture runs in this experiment"
+    criteria = tables["criteria"]
+    if criteria.empty or (criteria["method"] == method).sum() == 0:
+        notes["criteria"] = "no Gaussian-mixture fits in this experiment"
+    if tables["selection"].empty:
+        notes["selection"] = "no Gaussian-mixture fits in this experiment"
+    missing = tables["missingness"]
+    if missing.empty:
+        notes["missingness"] = "no Gaussian-mixture fits in this experiment"
+    elif not (missing["missing_rate"] > 0).any():
+        notes["missingness"] = "no synthetic missingness in this experiment (mechanism none only)"
+    if tables["hmm_initialisation"].empty:
+        notes["hmm"] = "no HMM runs in this experiment"
+    if tables["delta_adjustment"].empty:
+        tipping = tables["delta_tipping"]
+        reason = (str(tipping["note"].iloc[0]) if "note" in tipping and len(tipping)
+                  else "not run")
+        notes["delta"] = f"delta adjustment not run: {reason}"
+    return notes
 
 
 def _list(values: Sequence) -> str:
@@ -317,6 +408,8 @@ def html_report(
     methods: str,
     failures: pd.DataFrame,
     images: Sequence[tuple[str, str | Path, str]] = (),
+    notes: Sequence[str] = (),
+    models: Sequence[tuple[str, pd.DataFrame, str]] = (),
 ) -> str:
     """The report as one self-contained HTML page.
 
@@ -330,6 +423,8 @@ def html_report(
     failures : :func:`em_lib.sensitivity.failures_table`
     images : (title, PNG or SVG path, caption) of the image segmentation figures, shown in an
         "Image segmentation" section after the figures (numbered on from them); none: no section
+    notes : one line per section or figure left out because it does not apply
+    models : (title, frame, caption) of the fitted models shown in a "Selected models" section
     """
     esc = html.escape
     parts = [
@@ -343,8 +438,16 @@ def html_report(
         '<h2 id="findings">Key findings</h2><ul>',
         *(f"<li>{esc(sentence)}</li>" for sentence in findings),
         "</ul>",
-        '<h2 id="figures">Figures</h2>',
     ]
+    if models:
+        parts.append('<h2 id="models">Selected models</h2>')
+    for name, frame, caption in models:
+        parts.append(f"<h3>{esc(name)}</h3><p class=\"meta\">{esc(caption)}</p>"
+                     f"{_table_html(frame)}")
+    parts.append('<h2 id="figures">Figures</h2>')
+    if notes:
+        parts.append('<p class="meta">Not shown:</p><ul class="notes">'
+                     + "".join(f"<li>{esc(note)}</li>" for note in notes) + "</ul>")
     for number, (name, path, caption) in enumerate(figures, start=1):
         parts.append(
             f'<figure id="figure-{number}">{_image(path)}<figcaption><b>Figure {number}. '
@@ -378,6 +481,7 @@ def glance_items(ds, config: Mapping) -> dict[str, str]:
     """The "experiment at a glance" entries from the results and config."""
     sizes = {str(k): int(v) for k, v in ds.sizes.items()}
     n_fits = int(ds["in_design"].sum()) * sizes.get("init", 1)
+    random_failed = ds["failed"] & ds["in_design"] & (ds["n_iter"] >= 0)
     items = {
         "data sets": ", ".join(map(str, ds["dataset"].values)),
         "models": ", ".join(map(str, ds["model"].values)),
@@ -385,11 +489,17 @@ def glance_items(ds, config: Mapping) -> dict[str, str]:
         "mechanisms x rates": ", ".join(map(str, ds["mechanism"].values))
         + " x "
         + ", ".join(_rate(r) for r in ds["missing_rate"].values),
+        "own missing values": ", ".join(
+            f"{name} {_rate(rate)}" for name, rate in zip(
+                ds["dataset"].values, ds["own_missing_rate"].values, strict=True)),
+        "rows": ", ".join(f"{name} {int(n)}" for name, n in zip(
+            ds["dataset"].values, ds["n_rows"].values, strict=True)),
         "replicates": str(sizes.get("replicate")),
         "methods": ", ".join(map(str, ds["method"].values)),
-        "starts per cell": str(sizes.get("init")),
-        "fits (starts) in the design": f"{n_fits:,}",
-        "failed starts": str(int((ds["failed"] & ds["in_design"]).sum())),
+        "random starts per cell": str(sizes.get("init")),
+        "random starts in the design": f"{n_fits:,}",
+        "fitted models (cells)": f"{int(ds['in_design'].sum()):,}",
+        "failed random starts": str(int(random_failed.sum())),
         "root seed": str(ds.attrs.get("root_seed")),
         "results created": str(ds.attrs.get("creation_time")),
         "git commit": str(ds.attrs.get("git_commit")),
@@ -397,3 +507,45 @@ def glance_items(ds, config: Mapping) -> dict[str, str]:
     if "fit_time" in ds:
         items["total fit time (s, not deterministic)"] = f"{float(ds['fit_time'].sum()):.1f}"
     return items
+
+
+def selected_models(ds, criterion: str = "bic", method: str = "em") -> list:
+    """Per data set, the fitted mixture the criterion selects on the data as given (mechanism
+    ``none``; else the least damaged mask), read from the stored parameters: (title, table,
+    caption) with one row per component (weight, then the mean of every column by name)."""
+    out = []
+    mechanisms = ds["mechanism"].values.tolist()
+    for dataset in ds["dataset"].values.tolist():
+        cells = ds.sel({"dataset": dataset, "method": method, "replicate":
+                        ds["replicate"].values[0]})
+        models = [m for m in ds["model"].values.tolist() if m != "hmm"
+                  and bool(cells["in_design"].sel(model=m).any())]
+        if not models:
+            continue
+        mechanism = "none" if "none" in mechanisms else mechanisms[0]
+        rates = [r for r in ds["missing_rate"].values.tolist()
+                 if bool(cells["in_design"].sel(mechanism=mechanism, missing_rate=r).any())]
+        if not rates:
+            continue
+        chosen = cells.sel(mechanism=mechanism, missing_rate=min(rates), model=models)
+        scores = chosen[f"fit_{criterion}"].where(~chosen["fit_failed"])
+        if not np.isfinite(scores.values).any():
+            continue
+        model_index, k_index = np.unravel_index(np.nanargmin(scores.values), scores.shape)
+        best = chosen.isel(model=model_index, n_components=k_index)
+        k = int(best["n_components"])
+        columns = ds["has_feature"].sel(dataset=dataset).values
+        names = ds["feature"].values[columns].tolist()
+        frame = pd.DataFrame(best["means"].values[:k][:, columns], columns=names)
+        frame.insert(0, "weight", best["weights"].values[:k])
+        frame.insert(0, "component", range(k))
+        where = ("the data as given" if mechanism == "none"
+                 else f"{mechanism} {_rate(min(rates))}")
+        caption = (f"{criterion.upper()} selects {best['model'].item()} with K = {k} on "
+                   f"{where} (method {method}); log-likelihood "
+                   f"{float(best['fit_log_likelihood']):.2f}, {criterion.upper()} "
+                   f"{float(best[f'fit_{criterion}']):.2f}, "
+                   f"{'converged' if bool(best['fit_converged']) else 'NOT converged'}. "
+                   "Weights and component means (data units).")
+        out.append((f"{dataset}", frame, caption))
+    return out

@@ -1,56 +1,30 @@
 """Sensitivity analyses over the experiment's results, each returned as a tidy pandas table.
 
-Four questions are asked of the aggregate (:mod:`em_lib.results`):
+Three questions are asked of the aggregate (:mod:`em_lib.study.results`):
 
-* **initialisation** (:func:`initialisation_table`): how far apart the final log-likelihoods
-  of the starts are, how many distinct optima they reach, the share reaching the best one and
-  hence the number of starts needed to reach it with probability ``p``
-  (``n = ceil(log(1 - p) / log(1 - share))``), and how many iterations they take;
-* **number of components** (:func:`criteria_table`, :func:`selection_table`): BIC, AIC and
-  ICL against K (best start per replicate, spread over replicates and starts) and how often
-  each K is selected;
+* **initialisation** (:func:`initialisation_table`, over the random starts only): how far
+  apart the final log-likelihoods of the starts are, how many distinct optima they reach, the
+  share reaching the best one and hence the number of starts needed to reach it with
+  probability ``p`` (``n = ceil(log(1 - p) / log(1 - share))``), and how many iterations they
+  take;
+* **number of components** (:func:`criteria_table`, :func:`selection_table`, over the fitted
+  models: best start, nested starts included, polished): BIC, AIC and ICL against K and how
+  often each K is selected;
 * **missingness** (:func:`missingness_table`): parameter-recovery error, ARI, imputation
-  RMSE, selected K and log-likelihood against the missing rate, per mechanism and method;
-* **departures from MAR** (:func:`delta_adjustment`, :func:`tipping_point`): the
-  delta-adjustment / tipping-point analysis of van Buuren (*Flexible Imputation of Missing
-  Data*, section 3.8) and the National Research Council (2010) report: imputed values of
-  chosen variables are shifted by ``delta`` standard deviations, the mixture is re-estimated on
-  the completed data, and the smallest shift that changes a conclusion is reported.
+  RMSE, selected K and log-likelihood against the missing rate, per mechanism and method.
 
-The HMM runs are the same initialisation and K questions restricted to ``model == "hmm"``
-(``models=HMM_MODELS``). Only numpy, pandas and em_lib are used: no plotting, no I/O.
+Departures from MAR are :mod:`em_lib.study.delta`. The HMM runs are the same questions
+restricted to ``model == "hmm"``. Only numpy, pandas and em_lib are used: no plotting, no I/O.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from em_lib.mixture import GaussianMixture
-
-__all__ = [
-    "CRITERIA",
-    "HMM_MODELS",
-    "RECOVERY_METRICS",
-    "best_starts",
-    "cluster_optima",
-    "criteria_table",
-    "delta_adjustment",
-    "delta_target",
-    "failures_table",
-    "initialisation_table",
-    "missingness_table",
-    "selection_table",
-    "starts_needed",
-    "starts_table",
-    "tipping_point",
-    "true_components",
-    "variable_labels",
-]
 
 CRITERIA = ("bic", "aic", "icl")
 HMM_MODELS = ("hmm",)
@@ -66,6 +40,8 @@ RECOVERY_METRICS = (
 )
 _START_VARIABLES = (
     "log_likelihood",
+    "train_log_likelihood",
+    "start_kind",
     *CRITERIA,
     "n_iter",
     "converged",
@@ -75,6 +51,8 @@ _START_VARIABLES = (
     *PARAMETER_ERRORS,
     "transmat_abs_error",
     "imputation_rmse",
+    "origin",
+    "polished",
 )
 
 
@@ -95,17 +73,38 @@ def variable_labels(ds) -> dict[str, dict[str, str]]:
 
 
 def true_components(ds) -> dict[str, int]:
-    """True number of components per data set, from the ``config`` attribute (simulated data
-    sets only; empty if unknown)."""
-    try:
-        config = json.loads(ds.attrs.get("config", "{}"))
-    except json.JSONDecodeError:
-        return {}
-    truth = {}
-    for name, spec in config.get("datasets", {}).items():
-        if spec.get("kind") in ("gaussian_mixture", "hmm_sequences") and "n_components" in spec:
-            truth[name] = int(spec["n_components"])
-    return truth
+    """True number of components per data set where it is known (the ``true_n_components``
+    stored with the data: simulated mixtures and sequences, synthetic images)."""
+    values = ds["true_n_components"]
+    return {str(name): int(k) for name, k in zip(values["dataset"].values, values.values,
+                                                 strict=True) if k >= 0}
+
+
+_FIT_VARIABLES = {f"fit_{name}": name for name in (
+    "log_likelihood", "train_log_likelihood", *CRITERIA, "ari", *PARAMETER_ERRORS,
+    "transmat_abs_error", "imputation_rmse", "n_iter", "converged", "failed",
+    "failure_reason", "origin", "polished")}
+
+
+def _in_design(ds, frame):
+    design = ds["in_design"].reset_coords(drop=True).to_dataframe().reset_index()
+    keys = [d for d in design.columns if d != "in_design"]
+    frame = frame.merge(design, on=keys, how="left")
+    return frame[frame.pop("in_design").astype(bool)]
+
+
+def fits_table(ds, models: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per fitted cell: the fitted model (best start, polished) of every (dataset,
+    model, K, mechanism, rate, replicate, method), with the ``fit_`` prefix dropped from its
+    columns (``log_likelihood``, ``bic``, ``aic``, ``icl``, ``ari``, recovery errors,
+    ``imputation_rmse``, ``n_iter``, ``converged``, ``failed``, ``origin``, ...)."""
+    names = [name for name in _FIT_VARIABLES if name in ds.data_vars]
+    if models is not None:
+        ds = ds.sel(model=[m for m in ds["model"].values.tolist() if m in set(models)])
+    dims = list(ds["fit_log_likelihood"].dims)
+    frame = ds[names].reset_coords(drop=True).to_dataframe().reset_index()
+    frame = _in_design(ds, frame)[dims + names].rename(columns=_FIT_VARIABLES)
+    return frame.reset_index(drop=True)
 
 
 def starts_table(ds, models: Sequence[str] | None = None) -> pd.DataFrame:
@@ -119,12 +118,7 @@ def starts_table(ds, models: Sequence[str] | None = None) -> pd.DataFrame:
         wanted = [m for m in ds["model"].values.tolist() if m in set(models)]
         ds = ds.sel(model=wanted)
     dims = list(ds["log_likelihood"].dims)
-    frame = ds[names].reset_coords(drop=True).to_dataframe().reset_index()
-    if "in_design" in ds.data_vars:
-        design = ds["in_design"].reset_coords(drop=True).to_dataframe().reset_index()
-        keys = [d for d in design.columns if d != "in_design"]
-        frame = frame.merge(design, on=keys, how="left")
-        frame = frame[frame.pop("in_design").astype(bool)]
+    frame = _in_design(ds, ds[names].reset_coords(drop=True).to_dataframe().reset_index())
     return frame[dims + names].reset_index(drop=True)
 
 
@@ -262,63 +256,64 @@ def initialisation_table(
 # ---------------------------------------------------------------------------------------------
 
 
-def best_starts(starts: pd.DataFrame) -> pd.DataFrame:
-    """The start with the highest final log-likelihood among those that did not fail, one row
-    per cell (cells where every start failed are dropped)."""
-    ok = starts[~starts["failed"].astype(bool) & np.isfinite(starts["log_likelihood"])]
-    keys = _cell_dims(starts)
-    index = ok.groupby(keys, sort=False)["log_likelihood"].idxmax()
-    return ok.loc[index.to_numpy()].reset_index(drop=True)
-
-
-def criteria_table(starts: pd.DataFrame, criteria: Sequence[str] = CRITERIA) -> pd.DataFrame:
+def criteria_table(fits: pd.DataFrame, starts: pd.DataFrame | None = None,
+                   criteria: Sequence[str] = CRITERIA) -> pd.DataFrame:
     """BIC / AIC / ICL against K, long format.
 
-    For every cell but the replicate, the best start of each replicate gives ``mean``, ``sd``,
-    ``min`` and ``max`` over replicates (``n_replicates``); ``start_q10``, ``start_median``
-    and ``start_q90`` summarise every non-failed start of every replicate.
+    For every cell but the replicate, the fitted model of each replicate gives ``mean``,
+    ``sd``, ``min`` and ``max`` over replicates (``n_replicates``); with ``starts``,
+    ``start_q10``, ``start_median`` and ``start_q90`` summarise every non-failed random start
+    of every replicate.
     """
-    best = best_starts(starts)
-    keys = _cell_dims(starts, drop=("replicate",))
-    ok = starts[~starts["failed"].astype(bool)]
+    keys = _cell_dims(fits, drop=("replicate",))
+    columns = [*keys, "criterion", "mean", "sd", "min", "max", "n_replicates", "start_q10",
+               "start_median", "start_q90"]
+    ok_fits = fits[~fits["failed"].astype(bool)]
+    if ok_fits.empty:
+        return pd.DataFrame(columns=columns)
     frames = []
     for criterion in criteria:
-        if criterion not in starts.columns:
+        if criterion not in fits.columns:
             continue
-        over_reps = best.groupby(keys, sort=False)[criterion].agg(
-            ["mean", "std", "min", "max", "count"]
-        )
-        over_reps = over_reps.rename(columns={"std": "sd", "count": "n_replicates"})
-        over_starts = ok.groupby(keys, sort=False)[criterion].quantile([0.1, 0.5, 0.9]).unstack()
-        over_starts.columns = ["start_q10", "start_median", "start_q90"]
-        table = over_reps.join(over_starts).reset_index()
+        over_reps = ok_fits.groupby(keys, sort=False)[criterion].agg(
+            ["mean", "std", "min", "max", "count"])
+        table = over_reps.rename(columns={"std": "sd", "count": "n_replicates"})
+        if starts is not None and not starts.empty:
+            ok = starts[~starts["failed"].astype(bool)]
+            quantiles = ok.groupby(keys, sort=False)[criterion].quantile([0.1, 0.5, 0.9])
+            quantiles = quantiles.unstack()
+            quantiles.columns = ["start_q10", "start_median", "start_q90"]
+            table = table.join(quantiles)
+        table = table.reset_index()
         table.insert(len(keys), "criterion", criterion)
         frames.append(table)
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True).reindex(columns=columns)
 
 
-def _selected(best: pd.DataFrame, criterion: str) -> pd.DataFrame:
-    keys = _cell_dims(best, drop=("n_components",))
-    valid = best[np.isfinite(best[criterion])]
+def _selected(fits: pd.DataFrame, criterion: str) -> pd.DataFrame:
+    keys = _cell_dims(fits, drop=("n_components",))
+    valid = fits[~fits["failed"].astype(bool) & np.isfinite(fits[criterion].astype(float))]
     index = valid.groupby(keys, sort=False)[criterion].idxmin()
     return valid.loc[index.to_numpy(), [*keys, "n_components"]].reset_index(drop=True)
 
 
-def selection_table(starts: pd.DataFrame, criteria: Sequence[str] = CRITERIA) -> pd.DataFrame:
-    """How often each K is selected (lowest criterion of the best starts) over replicates.
+def selection_table(fits: pd.DataFrame, criteria: Sequence[str] = CRITERIA) -> pd.DataFrame:
+    """How often each K is selected (lowest criterion of the fitted models) over replicates.
 
     Columns: cell dimensions without ``n_components`` and ``replicate``, ``criterion``,
     ``n_components``, ``n_selected``, ``n_replicates``, ``share`` (every K of the grid gets a
     row, zeros included).
     """
-    best = best_starts(starts)
-    grid = np.sort(starts["n_components"].unique())
-    keys = _cell_dims(starts, drop=("n_components", "replicate"))
+    grid = np.sort(fits["n_components"].unique())
+    keys = _cell_dims(fits, drop=("n_components", "replicate"))
+    columns = [*keys, "criterion", "n_components", "n_selected", "n_replicates", "share"]
     frames = []
     for criterion in criteria:
-        if criterion not in best.columns:
+        if criterion not in fits.columns:
             continue
-        chosen = _selected(best, criterion)
+        chosen = _selected(fits, criterion)
+        if chosen.empty:
+            continue
         counts = (
             chosen.groupby(keys, sort=False)["n_components"].value_counts().unstack(fill_value=0)
         )
@@ -329,7 +324,9 @@ def selection_table(starts: pd.DataFrame, criteria: Sequence[str] = CRITERIA) ->
         long["share"] = long["n_selected"] / long["n_replicates"]
         long.insert(len(keys), "criterion", criterion)
         frames.append(long)
-    return pd.concat(frames, ignore_index=True)
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,11 +335,11 @@ def selection_table(starts: pd.DataFrame, criteria: Sequence[str] = CRITERIA) ->
 
 
 def missingness_table(
-    starts: pd.DataFrame, truth: dict[str, int] | None = None, criterion: str = "bic"
+    fits: pd.DataFrame, truth: dict[str, int] | None = None, criterion: str = "bic"
 ) -> pd.DataFrame:
     """Recovery against the missing rate, per mechanism and method, long format.
 
-    For every replicate the best start is taken at the true K of the data set (``truth``;
+    For every replicate the fitted model is taken at the true K of the data set (``truth``;
     the K selected by ``criterion`` where the truth is unknown). Metrics (column ``metric``):
     ``means_rmse``, ``weights_abs_error``, ``covariances_rel_frobenius``, ``ari``,
     ``imputation_rmse``, ``log_likelihood`` and ``selected_k`` (K selected by
@@ -350,7 +347,12 @@ def missingness_table(
     share of replicates selecting the true K.
     """
     truth = truth or {}
-    best = best_starts(starts)
+    best = fits[~fits["failed"].astype(bool)]
+    keys = _cell_dims(best, drop=("n_components",))
+    columns = [k for k in keys if k != "replicate"] + ["metric", "mean", "sd", "n",
+                                                       "share_true_k"]
+    if best.empty:
+        return pd.DataFrame(columns=columns)
     chosen = _selected(best, criterion).rename(columns={"n_components": "selected_k"})
     keys = _cell_dims(best, drop=("n_components",))
     best = best.merge(chosen, on=keys, how="left")
@@ -414,197 +416,7 @@ def failures_table(starts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-# ---------------------------------------------------------------------------------------------
-# departures from MAR: delta adjustment and tipping point
-# ---------------------------------------------------------------------------------------------
-
-
-def tipping_point(deltas, conclusions) -> dict[str, float]:
-    """Smallest shifts, on each side of 0, at which a conclusion differs from the one at
-    ``delta = 0``.
-
-    Parameters
-    ----------
-    deltas : (m,) shifts, containing 0
-    conclusions : (m,) conclusion at each shift (any comparable values)
-
-    Returns
-    -------
-    dict with ``negative`` (the largest delta < 0 whose conclusion differs, i.e. the first
-    met walking down from 0) and ``positive`` (the smallest delta > 0 whose conclusion
-    differs); NaN where the conclusion never changes on that side.
-    """
-    deltas = np.asarray(deltas, dtype=float)
-    conclusions = np.asarray(conclusions, dtype=object)
-    zero = np.flatnonzero(deltas == 0)
-    if zero.size == 0:
-        raise ValueError("the delta grid must contain 0 (the MAR analysis)")
-    reference = conclusions[zero[0]]
-    changed = np.array([c != reference for c in conclusions], dtype=bool)
-    positive = deltas[(deltas > 0) & changed]
-    negative = deltas[(deltas < 0) & changed]
-    return {
-        "negative": float(negative.max()) if negative.size else np.nan,
-        "positive": float(positive.min()) if positive.size else np.nan,
-    }
-
-
-def _match_to_reference(reference_means, means):
-    """Permutation of ``means``' components closest (Hungarian, Euclidean) to the reference."""
-    from scipy.optimize import linear_sum_assignment
-
-    cost = np.linalg.norm(reference_means[:, None, :] - means[None, :, :], axis=-1)
-    _, columns = linear_sum_assignment(cost)
-    return columns
-
-
-def _fit(X, n_components, covariance_type, seed, fit_kwargs):
-    model = GaussianMixture(
-        n_components, covariance_type=covariance_type, random_state=seed, **fit_kwargs
-    )
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(X)
-    return model
-
-
-def delta_adjustment(
-    X_missing,
-    *,
-    variables: Sequence[int],
-    deltas: Sequence[float],
-    n_components: Sequence[int],
-    covariance_type: str = "full",
-    n_draws: int = 0,
-    conclusion: str = "selected_k",
-    component: int = 0,
-    threshold: float = 0.5,
-    random_state: int = 0,
-    fit_kwargs: dict | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Delta-adjustment sensitivity analysis of a Gaussian mixture fitted under MAR.
-
-    The mixture is fitted to ``X_missing`` by EM for every K in ``n_components``; the K with
-    the lowest BIC is the reference. Its imputations of the missing entries (the conditional
-    expectations with ``n_draws = 0``, else ``n_draws`` multiple-imputation draws) are shifted
-    in the columns ``variables`` by ``delta`` standard deviations of that column's observed
-    values; the completed data are refitted for every K, and the weights and means of the fit
-    at the reference K (components matched to the reference fit) and the K selected by BIC are
-    recorded. With draws, per-draw results are averaged (weights, means) and K is the most
-    frequent choice.
-
-    Parameters
-    ----------
-    X_missing : (n_samples, n_features) array; NaN marks a missing entry
-    variables : column indices whose imputed values are shifted
-    deltas : shifts in standard deviations; must contain 0
-    n_components : K grid of the re-estimation
-    conclusion : ``"selected_k"`` (the K chosen by BIC) or ``"weight_above"`` (whether the
-        weight of reference component ``component`` exceeds ``threshold``)
-    fit_kwargs : further :class:`~em_lib.GaussianMixture` arguments (n_init, tol, ...)
-
-    Returns
-    -------
-    table : one row per (delta, component): ``delta``, ``component``, ``weight``, ``mean_<j>``
-        for every feature j, ``selected_k``, ``conclusion``
-    tipping : one row per side (``negative``, ``positive``): the tipping delta (NaN if the
-        conclusion never changes on the grid), the conclusion at 0 and its description
-    """
-    X_missing = np.asarray(X_missing, dtype=float)
-    fit_kwargs = dict(fit_kwargs or {})
-    deltas = np.asarray(sorted(set(float(d) for d in deltas)))
-    grid = sorted(int(k) for k in n_components)
-    variables = [int(v) for v in variables]
-    if conclusion not in ("selected_k", "weight_above"):
-        raise ValueError(f"conclusion must be 'selected_k' or 'weight_above', got {conclusion!r}")
-    missing = np.isnan(X_missing)
-    scale = np.nanstd(X_missing, axis=0)
-
-    fits = {k: _fit(X_missing, k, covariance_type, random_state, fit_kwargs) for k in grid}
-    ref_k = min(grid, key=lambda k: fits[k].bic(X_missing))
-    reference = fits[ref_k]
-    if conclusion == "weight_above" and not 0 <= component < ref_k:
-        raise ValueError(f"component {component} does not exist at the reference K = {ref_k}")
-    if n_draws:
-        completions = reference.impute_draws(X_missing, n_draws, random_state=random_state)
-    else:
-        completions = reference.impute(X_missing)[None]
-
-    rows = []
-    for delta in deltas:
-        per_draw_weights, per_draw_means, per_draw_k = [], [], []
-        for completed in completions:
-            shifted = completed.copy()
-            for j in variables:
-                shifted[missing[:, j], j] += delta * scale[j]
-            refits = {k: _fit(shifted, k, covariance_type, random_state, fit_kwargs) for k in grid}
-            per_draw_k.append(min(grid, key=lambda k: refits[k].bic(shifted)))
-            at_ref = refits[ref_k]
-            order = _match_to_reference(reference.means_, at_ref.means_)
-            per_draw_weights.append(at_ref.weights_[order])
-            per_draw_means.append(at_ref.means_[order])
-        weights = np.mean(per_draw_weights, axis=0)
-        means = np.mean(per_draw_means, axis=0)
-        values, counts = np.unique(per_draw_k, return_counts=True)
-        selected = int(values[np.argmax(counts)])
-        if conclusion == "selected_k":
-            verdict = selected
-        else:
-            verdict = bool(weights[component] > threshold)
-        for k in range(ref_k):
-            row = {"delta": delta, "component": k, "weight": weights[k]}
-            row.update({f"mean_{j}": means[k, j] for j in range(X_missing.shape[1])})
-            row.update(selected_k=selected, conclusion=verdict)
-            rows.append(row)
-    table = pd.DataFrame(rows)
-    per_delta = table.drop_duplicates("delta")
-    points = tipping_point(per_delta["delta"], per_delta["conclusion"])
-    at_zero = per_delta.loc[per_delta["delta"] == 0, "conclusion"].iloc[0]
-    if conclusion == "selected_k":
-        described = f"BIC selects K = {at_zero}"
-    else:
-        described = f"weight of component {component} > {threshold:g}: {bool(at_zero)}"
-    tipping = pd.DataFrame(
-        {
-            "side": list(points),
-            "tipping_delta": list(points.values()),
-            "conclusion_at_0": [described] * 2,
-            "reference_k": [ref_k] * 2,
-            "variables": [",".join(map(str, variables))] * 2,
-            "n_draws": [n_draws] * 2,
-            "n_missing": [int(missing[:, variables].sum())] * 2,
-        }
-    )
-    return table, tipping
-
-
 def starts_needed_label(share: float, p: float) -> str:
     """``starts_needed`` as text (``"never"`` where the optimum was not reached)."""
     value = starts_needed(share, p)
     return "never" if math.isnan(value) else str(int(value))
-
-
-def delta_target(config) -> dict:
-    """The data set and mask of the delta-adjustment analysis, nulls in
-    ``config["sensitivity"]["delta"]`` resolved against the sweep: ``dataset``,
-    ``mechanism``, ``missing_rate``, ``replicate``, ``n_components``, ``variables``."""
-    settings = dict(config.get("sensitivity", {}).get("delta", {}))
-    sweep, datasets = config["sweep"], config["datasets"]
-    names = sweep.get("dataset") or list(datasets)
-    simulated = [n for n in names if datasets[n]["kind"] == "gaussian_mixture"]
-    mechanisms = [m for m in sweep["mechanism"] if m != "none"] or list(sweep["mechanism"])
-    rates = [float(r) for r in sweep["missing_rate"]]
-    return {
-        "dataset": settings.get("dataset") or (simulated or names)[0],
-        "mechanism": settings.get("mechanism") or mechanisms[0],
-        "missing_rate": float(
-            max(rates) if settings.get("missing_rate") is None else settings["missing_rate"]
-        ),
-        "replicate": int(
-            sweep["replicate"][0] if settings.get("replicate") is None else settings["replicate"]
-        ),
-        "n_components": [int(k) for k in settings.get("n_components") or sweep["n_components"]],
-        "variables": settings.get("variables"),
-    }

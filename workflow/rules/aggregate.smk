@@ -1,10 +1,11 @@
 rule aggregate:
     input:
+        data=get_data_files,
         masks=get_mask_files,
         fits=get_fit_files,
     output:
         report(
-            "results/experiment.nc",
+            PATHS["aggregate"],
             caption="../report/experiment.rst",
             category="Results",
         ),

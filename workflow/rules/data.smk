@@ -2,7 +2,7 @@ rule dataset:
     input:
         get_dataset_source,
     output:
-        "results/data/{dataset}.npz",
+        PATHS["data"],
     log:
         "results/logs/data/{dataset}.log",
     conda:
@@ -16,11 +16,11 @@ rule dataset:
 
 rule mask:
     input:
-        data="results/data/{dataset}.npz",
+        data=PATHS["data"],
     output:
-        "results/masks/{dataset}/{mechanism}/rate{missing_rate}/rep{replicate}.npz",
+        PATHS["mask"],
     log:
-        "results/logs/masks/{dataset}/{mechanism}/rate{missing_rate}/rep{replicate}.log",
+        f"results/logs/masks/{MASK}.log",
     conda:
         "../envs/em_lib.yaml"
     params:

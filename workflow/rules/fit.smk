@@ -1,14 +1,15 @@
+# One job per mask fits the whole (model x K x method) lattice of that data set.
 rule fit:
     input:
-        data="results/data/{dataset}.npz",
-        mask="results/masks/{dataset}/{mechanism}/rate{missing_rate}/rep{replicate}.npz",
+        data=PATHS["data"],
+        mask=PATHS["mask"],
     output:
-        "results/fits/{dataset}/{model}/K{n_components}/{mechanism}/rate{missing_rate}/rep{replicate}/chunk{chunk}.npz",
+        PATHS["fit"],
     log:
-        "results/logs/fits/{dataset}/{model}/K{n_components}/{mechanism}/rate{missing_rate}/rep{replicate}/chunk{chunk}.log",
+        f"results/logs/fits/{MASK}.log",
     conda:
         "../envs/em_lib.yaml"
     params:
-        settings=get_fit_settings,
+        config=get_fit_config,
     script:
-        "../scripts/fit_chunk.py"
+        "../scripts/fit.py"

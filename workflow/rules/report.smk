@@ -1,16 +1,13 @@
-# Figures (em_lib.plotting) and the self-contained HTML report (em_lib.report).
-
-# the caption files, read by the HTML report too (a stable path, also when used as a module)
-CAPTIONS = os.path.join(workflow.basedir, "workflow", "report")
-FIGURES = ["initialisation", "criteria", "selection", "missingness", "hmm", "delta"]
+# Figures (em_lib.study.plotting), image figures (em_lib.study.image) and the self-contained
+# HTML report (em_lib.study.report).
 
 
 rule figures:
     input:
-        data=DELTA_INPUTS["data"],
-        results="results/experiment.nc",
-        starts="results/tables/starts.csv",
-        **{name: f"results/tables/{name}.csv" for name in SENSITIVITY_TABLES + DELTA_TABLES},
+        results=PATHS["aggregate"],
+        starts=rules.sensitivity_tables.output.starts,
+        tables=rules.sensitivity_tables.output.csv,
+        delta=rules.sensitivity_delta.output.csv,
     output:
         pdf=[
             report(
@@ -30,6 +27,7 @@ rule figures:
             )
             for name in FIGURES
         ],
+        notes="results/figures/figure_notes.json",
     log:
         "results/logs/figures.log",
     conda:
@@ -37,17 +35,50 @@ rule figures:
     params:
         names=FIGURES,
         settings=config["report"],
+        target=design.delta_target(config),
     script:
         "../scripts/figures.py"
 
 
+rule image_figure:
+    input:
+        data=PATHS["data"],
+        results=PATHS["aggregate"],
+        mask=get_image_mask,
+    output:
+        pdf=report(
+            "results/figures/image_{dataset}.pdf",
+            caption="../report/figure_image.rst",
+            category="Figures",
+            subcategory="PDF",
+        ),
+        png=report(
+            "results/figures/image_{dataset}.png",
+            caption="../report/figure_image.rst",
+            category="Figures",
+            subcategory="PNG",
+        ),
+        summary="results/figures/image_{dataset}.json",
+    log:
+        "results/logs/image_figure/{dataset}.log",
+    conda:
+        "../envs/em_lib.yaml"
+    params:
+        damage=get_image_damage,
+        criterion=config["sensitivity"]["criterion"],
+    script:
+        "../scripts/image_figure.py"
+
+
 rule html_report:
     input:
-        results="results/experiment.nc",
-        figures=[f"results/figures/{name}.png" for name in FIGURES],
-        tables=[f"results/tables/{name}.csv" for name in SENSITIVITY_TABLES + DELTA_TABLES],
-        image_figures=[f"results/figures/image_{name}.png" for name in IMAGE_DATASETS],
-        image_summaries=[f"results/figures/image_{name}.json" for name in IMAGE_DATASETS],
+        results=PATHS["aggregate"],
+        figures=rules.figures.output.png,
+        notes=rules.figures.output.notes,
+        tables=rules.sensitivity_tables.output.csv,
+        delta=rules.sensitivity_delta.output.csv,
+        image_figures=image_outputs("png"),
+        image_summaries=image_outputs("json"),
     output:
         report(
             "results/report.html",
@@ -62,11 +93,10 @@ rule html_report:
         figures=FIGURES,
         tables=SENSITIVITY_TABLES + DELTA_TABLES,
         figure_captions=[f"{CAPTIONS}/figure_{n}.rst" for n in FIGURES],
-        image_datasets=IMAGE_DATASETS,
+        image_datasets=design.image_datasets(config),
         image_caption=f"{CAPTIONS}/figure_image.rst",
         table_captions=[f"{CAPTIONS}/table_{n}.rst" for n in SENSITIVITY_TABLES + DELTA_TABLES],
         settings=config["report"],
         sensitivity=config["sensitivity"],
-        criterion=config["sensitivity"]["criterion"],
     script:
         "../scripts/report.py"

@@ -1,33 +1,10 @@
-# Sensitivity tables over the aggregate, and the delta-adjustment analysis on one data set
-# and mask (em_lib.sensitivity).
-from em_lib import experiment, sensitivity
-
-SENSITIVITY_TABLES = [
-    "initialisation",
-    "criteria",
-    "selection",
-    "missingness",
-    "hmm_initialisation",
-    "hmm_criteria",
-    "hmm_selection",
-    "failures",
-]
-DELTA_TABLES = ["delta_adjustment", "delta_tipping"]
-DELTA_TARGET = sensitivity.delta_target(config)
-DELTA_INPUTS = {
-    "data": "results/data/{}.npz".format(DELTA_TARGET["dataset"]),
-    "mask": "results/masks/{}/{}/rate{}/rep{}.npz".format(
-        DELTA_TARGET["dataset"],
-        DELTA_TARGET["mechanism"],
-        experiment.format_rate(DELTA_TARGET["missing_rate"]),
-        DELTA_TARGET["replicate"],
-    ),
-}
+# Sensitivity tables over the aggregate, and the delta-adjustment analysis of departures from
+# MAR on one data set and mask (em_lib.study.sensitivity, em_lib.study.delta).
 
 
 rule sensitivity_tables:
     input:
-        "results/experiment.nc",
+        PATHS["aggregate"],
     output:
         starts="results/tables/starts.csv",
         csv=[
@@ -61,7 +38,7 @@ rule sensitivity_tables:
 
 rule sensitivity_delta:
     input:
-        **DELTA_INPUTS,
+        unpack(get_delta_inputs),
     output:
         csv=[
             report(
@@ -87,7 +64,7 @@ rule sensitivity_delta:
         "../envs/em_lib.yaml"
     params:
         settings=config["sensitivity"]["delta"],
-        target=DELTA_TARGET,
+        target=design.delta_target(config),
         fit=config["fit"],
         root_seed=config["root_seed"],
     script:

@@ -1,74 +1,55 @@
-"""Figures of the sensitivity analyses (em_lib.plotting) as vector PDF and 300-dpi PNG."""
+"""Figures of the sensitivity analyses (em_lib.study.plotting) as vector PDF and 300-dpi PNG.
+A figure that does not apply to the config is a small placeholder saying why, and the reason
+goes to ``figure_notes.json`` for the report."""
 
-import os
+from em_lib.study.script import run
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_name] = str(snakemake.threads)  # before numpy is imported
 
-import logging
+def main(smk, log):
+    import json
+    from pathlib import Path
 
-import pandas as pd
-from em_lib import experiment, plotting, results, sensitivity
+    import pandas as pd
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-)
-logging.captureWarnings(True)
-log = logging.getLogger("figures")
+    from em_lib.study import plotting, report, results, sensitivity
 
-try:
-    settings = snakemake.params.settings
-    tables = {
-        name: pd.read_csv(path) for name, path in snakemake.input.items() if path.endswith(".csv")
-    }
-    ds = results.open_results(snakemake.input.results)
+    settings = smk.params.settings
+    tables = {Path(p).stem: pd.read_csv(p) for p in [*smk.input.tables, *smk.input.delta]}
+    starts = pd.read_csv(smk.input.starts)
+    ds = results.open_results(smk.input.results)
     labels = sensitivity.variable_labels(ds)
     models = ds["model"].values.tolist()
-    feature_names = experiment.load_arrays(snakemake.input.data).get("feature_names")
+    target = smk.params.target
+    columns = ds["has_feature"].sel(dataset=target["dataset"]).values
+    feature_names = ds["feature"].values[columns].tolist()
     plotting.set_theme()
-    hmm_starts = tables["starts"][tables["starts"]["model"].isin(sensitivity.HMM_MODELS)]
+    hmm_starts = starts[starts["model"].isin(sensitivity.HMM_MODELS)]
     makers = {
         "initialisation": lambda: plotting.initialisation_figure(
-            tables["initialisation"],
-            tables["starts"],
-            labels,
-            method=settings["method"],
-            model_order=models,
-        ),
+            tables["initialisation"], starts, labels, method=settings["method"],
+            model_order=models),
         "criteria": lambda: plotting.criteria_figure(
-            tables["criteria"],
-            labels,
-            dataset=settings["dataset"],
-            method=settings["method"],
-            model_order=models,
-        ),
+            tables["criteria"], labels, dataset=settings["dataset"], method=settings["method"],
+            model_order=models),
         "selection": lambda: plotting.selection_figure(
-            tables["selection"], labels, model_order=models
-        ),
+            tables["selection"], labels, model_order=models),
         "missingness": lambda: plotting.missingness_figure(
-            tables["missingness"],
-            labels,
-            model=settings["model"],
-            method_order=ds["method"].values.tolist(),
-        ),
+            tables["missingness"], labels, model=settings["model"],
+            method_order=ds["method"].values.tolist()),
         "hmm": lambda: plotting.hmm_figure(
-            tables["hmm_initialisation"], hmm_starts, tables["hmm_criteria"], labels
-        ),
+            tables["hmm_initialisation"], hmm_starts, tables["hmm_criteria"], labels),
         "delta": lambda: plotting.delta_figure(
-            tables["delta_adjustment"], tables["delta_tipping"], feature_names=feature_names
-        ),
+            tables["delta_adjustment"], tables["delta_tipping"], feature_names=feature_names),
     }
-    for name, pdf, png in zip(
-        snakemake.params.names, snakemake.output.pdf, snakemake.output.png, strict=True
-    ):
-        if name == "hmm" and tables["hmm_initialisation"].empty:
-            figure = plotting.placeholder_figure("no HMM runs in this experiment")
-        else:
-            figure = makers[name]()
+    notes = report.figure_notes(tables, ds, settings)
+    for name, pdf, png in zip(smk.params.names, smk.output.pdf, smk.output.png, strict=True):
+        figure = (plotting.placeholder_figure(notes[name]) if name in notes
+                  else makers[name]())
         figure.savefig(pdf)
         figure.savefig(png, dpi=300)
         plotting.close(figure)
-        log.info("wrote %s and %s", pdf, png)
-except Exception:
-    log.exception("failed")
-    raise
+        log.info("wrote %s and %s%s", pdf, png, f" ({notes[name]})" if name in notes else "")
+    Path(smk.output.notes).write_text(json.dumps(notes, indent=2), encoding="utf-8")
+
+
+run(snakemake, main)  # noqa: F821

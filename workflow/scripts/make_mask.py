@@ -1,34 +1,19 @@
-"""Impose one missingness mask (em_lib.experiment.make_mask) on a data set."""
+"""Impose one missingness mask on top of a data set's own missing values
+(em_lib.study.jobs.make_mask)."""
 
-import os
+from em_lib.study.script import run
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_name] = str(snakemake.threads)  # before numpy is imported
 
-import logging
+def main(smk, log):
+    from em_lib.study import design, jobs
 
-from em_lib import experiment
+    job = design.MaskJob.from_wildcards(smk.wildcards)
+    X = jobs.load_arrays(smk.input.data)["X"]
+    arrays = jobs.make_mask(X, job, root_seed=smk.params.root_seed,
+                            strength=smk.params.strength)
+    jobs.save_arrays(smk.output[0], arrays)
+    log.info("%s: masked %.4f, missing in all %.4f", job, arrays["realised_rate"],
+             arrays["total_missing_rate"])
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-)
-logging.captureWarnings(True)
-log = logging.getLogger("make_mask")
 
-try:
-    wildcards = snakemake.wildcards
-    data = experiment.load_arrays(snakemake.input.data)
-    arrays = experiment.make_mask(
-        data["X"],
-        dataset=wildcards.dataset,
-        mechanism=wildcards.mechanism,
-        missing_rate=float(wildcards.missing_rate),
-        replicate=int(wildcards.replicate),
-        root_seed=snakemake.params.root_seed,
-        strength=snakemake.params.strength,
-    )
-    experiment.save_arrays(snakemake.output[0], arrays)
-    log.info("mask %s: realised rate %.6f", dict(wildcards), arrays["realised_rate"])
-except Exception:
-    log.exception("failed")
-    raise
+run(snakemake, main)  # noqa: F821

@@ -1,25 +1,16 @@
-"""Simulate or load one data set (em_lib.experiment.prepare_dataset) into an .npz file."""
+"""Simulate or load one data set (em_lib.study.jobs.prepare_dataset) into an .npz file."""
 
-import os
+from em_lib.study.script import run
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_name] = str(snakemake.threads)  # before numpy is imported
 
-import logging
+def main(smk, log):
+    from em_lib.study import jobs
 
-from em_lib import experiment
+    name = smk.wildcards.dataset
+    arrays = jobs.prepare_dataset(name, smk.params.spec, smk.params.root_seed)
+    jobs.save_arrays(smk.output[0], arrays)
+    log.info("%s: X %s, own missing entries %d", name, arrays["X"].shape,
+             int((arrays["X"] != arrays["X"]).sum()))
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-)
-logging.captureWarnings(True)
-log = logging.getLogger("prepare_dataset")
 
-try:
-    name = snakemake.wildcards.dataset
-    arrays = experiment.prepare_dataset(name, snakemake.params.spec, snakemake.params.root_seed)
-    experiment.save_arrays(snakemake.output[0], arrays)
-    log.info("dataset %s: X %s, arrays %s", name, arrays["X"].shape, sorted(arrays))
-except Exception:
-    log.exception("failed")
-    raise
+run(snakemake, main)  # noqa: F821

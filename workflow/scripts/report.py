@@ -1,91 +1,70 @@
-"""The self-contained HTML report (em_lib.report): figures, tables, findings and methods."""
+"""The self-contained HTML report (em_lib.study.report): figures, tables, findings, methods."""
 
-import os
-
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_name] = str(snakemake.threads)  # before numpy is imported
-
-import json
-import logging
-from pathlib import Path
-
-import pandas as pd
-from em_lib import report, results, sensitivity
-
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-)
-logging.captureWarnings(True)
-log = logging.getLogger("report")
+from em_lib.study.script import run
 
 
 def caption(path):
     """The first paragraph of a caption .rst file, as plain text."""
+    from pathlib import Path
+
     text = Path(path).read_text(encoding="utf-8").split("\n\n")[0]
     return " ".join(text.replace("``", "").split())
 
 
-try:
-    settings = snakemake.params.settings
-    ds = results.open_results(snakemake.input.results)
+def main(smk, log):
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from em_lib.study import report, results, sensitivity
+
+    settings, params = smk.params.settings, smk.params
+    ds = results.open_results(smk.input.results)
     config = json.loads(ds.attrs["config"])
-    tables = {Path(p).stem: pd.read_csv(p) for p in snakemake.input.tables}
+    tables = {Path(p).stem: pd.read_csv(p) for p in [*smk.input.tables, *smk.input.delta]}
+    notes = json.loads(Path(smk.input.notes).read_text(encoding="utf-8"))
+    criterion = params.sensitivity["criterion"]
     findings = report.key_findings(
-        tables["selection"],
-        tables["initialisation"],
-        tables["missingness"],
-        sensitivity.true_components(ds),
-        tables["delta_tipping"],
-        criterion=snakemake.params.criterion,
-        method=settings["method"],
-        hmm_init=tables["hmm_initialisation"],
+        tables["selection"], tables["initialisation"], tables["missingness"],
+        sensitivity.true_components(ds), tables["delta_tipping"], criterion=criterion,
+        method=settings["method"], hmm_init=tables["hmm_initialisation"],
     )
     figures = [
         (name.replace("_", " "), png, caption(rst))
-        for name, png, rst in zip(
-            snakemake.params.figures,
-            snakemake.input.figures,
-            snakemake.params.figure_captions,
-            strict=True,
-        )
+        for name, png, rst in zip(params.figures, smk.input.figures, params.figure_captions,
+                                  strict=True)
+        if name not in notes
     ]
     shown = [
         (name.replace("_", " "), tables[name], caption(rst))
-        for name, rst in zip(snakemake.params.tables, snakemake.params.table_captions, strict=True)
+        for name, rst in zip(params.tables, params.table_captions, strict=True)
+        if not tables[name].empty
     ]
+    left_out = [f"figure {name}: {note}" for name, note in notes.items()]
+    left_out += [f"table {name.replace('_', ' ')}: empty for this experiment"
+                 for name in params.tables if tables[name].empty]
     images = []
-    for name, png, summary in zip(
-        snakemake.params.image_datasets,
-        snakemake.input.image_figures,
-        snakemake.input.image_summaries,
-        strict=True,
-    ):
+    for name, png, summary in zip(params.image_datasets, smk.input.image_figures,
+                                  smk.input.image_summaries, strict=True):
         numbers = json.loads(Path(summary).read_text(encoding="utf-8"))["caption"]
-        images.append(
-            (
-                f"image segmentation of {name}",
-                png,
-                f"{numbers} {caption(snakemake.params.image_caption)}",
-            )
-        )
+        images.append((f"image segmentation of {name}", png,
+                       f"{numbers} {caption(params.image_caption)}"))
     page = report.html_report(
         title=settings["title"],
         glance=report.glance_items(ds, config),
         findings=findings,
         figures=figures,
         tables=shown,
-        methods=report.methods_paragraph(config, ds.attrs, snakemake.params.sensitivity),
+        methods=report.methods_paragraph(config, ds.attrs, params.sensitivity),
         failures=tables["failures"],
         images=images,
+        notes=left_out,
+        models=report.selected_models(ds, criterion, settings["method"]),
     )
-    Path(snakemake.output[0]).write_text(page, encoding="utf-8")
-    log.info(
-        "wrote %s (%d figures, %d image figures, %d tables)",
-        snakemake.output[0],
-        len(figures),
-        len(images),
-        len(shown),
-    )
-except Exception:
-    log.exception("failed")
-    raise
+    Path(smk.output[0]).write_text(page, encoding="utf-8")
+    log.info("wrote %s (%d figures, %d image figures, %d tables, %d notes)", smk.output[0],
+             len(figures), len(images), len(shown), len(left_out))
+
+
+run(snakemake, main)  # noqa: F821

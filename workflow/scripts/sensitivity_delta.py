@@ -1,54 +1,41 @@
-"""Delta-adjustment (tipping-point) analysis on one data set and mask (em_lib.sensitivity)."""
+"""Delta-adjustment (tipping-point) analysis on one data set and mask (em_lib.study.delta)."""
 
-import os
+from em_lib.study.script import run
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_name] = str(snakemake.threads)  # before numpy is imported
 
-import logging
+def main(smk, log):
+    import numpy as np
 
-import numpy as np
-from em_lib import experiment, report, sensitivity
+    from em_lib.numerics.fitting import MixtureSettings
+    from em_lib.study import delta, jobs, report, results
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-)
-logging.captureWarnings(True)
-log = logging.getLogger("sensitivity_delta")
-
-try:
-    settings, target, fit = snakemake.params.settings, snakemake.params.target, snakemake.params.fit
-    X = experiment.load_arrays(snakemake.input.data)["X"].astype(float)
-    X[experiment.load_arrays(snakemake.input.mask)["mask"]] = np.nan
+    settings, target = smk.params.settings, smk.params.target
+    X = jobs.load_arrays(smk.input.data)["X"].astype(float)
+    X[jobs.load_arrays(smk.input.mask)["mask"]] = np.nan
     variables = target["variables"]
     if variables is None:
         variables = np.flatnonzero(np.isnan(X).any(axis=0)).tolist()
-    table, tipping = sensitivity.delta_adjustment(
-        X,
-        variables=variables,
-        deltas=settings["deltas"],
-        n_components=target["n_components"],
-        covariance_type=settings["model"],
-        n_draws=settings["n_draws"],
-        conclusion=settings["conclusion"],
-        component=settings["component"],
-        threshold=settings["threshold"],
-        random_state=snakemake.params.root_seed,
-        fit_kwargs={
-            "n_init": settings["n_init"],
-            "tol": fit["tol"],
-            "max_iter": fit["max_iter"],
-            "reg_covar": fit["reg_covar"],
-            "nested_starts": False,
-        },
-    )
+    reference = delta.reference_model(results.open_results(smk.input.results), target)
+    if not variables:
+        tables = delta.empty_tables("the data set has no missing value on this mask")
+    elif reference is None:
+        tables = delta.empty_tables(f"no {target['model']} model was fitted on this mask")
+    else:
+        fit_settings = MixtureSettings.from_config(
+            {**smk.params.fit, "n_init": settings["n_init"], "nested_starts": False})
+        tables = delta.delta_adjustment(
+            X, reference, variables=variables, deltas=settings["deltas"],
+            n_components=target["n_components"], covariance_type=target["model"],
+            settings=fit_settings, n_draws=settings["n_draws"],
+            conclusion=settings["conclusion"], component=settings["component"],
+            threshold=settings["threshold"], random_state=smk.params.root_seed,
+        )
     label = "delta adjustment on {dataset} {mechanism} rate {missing_rate} rep {replicate}"
-    frames = (table, tipping)
-    for frame, csv, tex in zip(frames, snakemake.output.csv, snakemake.output.tex, strict=True):
+    for frame, csv, tex in zip(tables, smk.output.csv, smk.output.tex, strict=True):
         for position, key in enumerate(("dataset", "mechanism", "missing_rate", "replicate")):
             frame.insert(position, key, target[key])
         report.write_table(frame, csv, tex, comment=label.format(**target))
-    log.info("tipping points:\n%s", tipping.to_string())
-except Exception:
-    log.exception("failed")
-    raise
+    log.info("tipping points:\n%s", tables[1].to_string())
+
+
+run(snakemake, main)  # noqa: F821

@@ -1,0 +1,39 @@
+"""What every workflow script does first: BLAS threads, logging, and failures in the log.
+
+A script is::
+
+    from em_lib.study.script import run
+
+    def main(smk, log):
+        ...  # unpack smk.input / smk.params, call em_lib.study, write smk.output
+
+    run(snakemake, main)
+
+:func:`run` sets ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` to the
+job's ``threads`` before numpy is imported (this module imports nothing heavy), sends logging
+and warnings to the job's log file, and logs any exception with its traceback before
+re-raising it, so that Snakemake reports the job failed and the log says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def run(snakemake, main) -> None:
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(snakemake.threads)
+    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", force=True)
+    logging.captureWarnings(True)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting chatter
+    log = logging.getLogger(snakemake.rule)
+    log.info("rule %s, %d thread(s)", snakemake.rule, snakemake.threads)
+    try:
+        main(snakemake, log)
+    except Exception:
+        log.exception("failed")
+        raise
