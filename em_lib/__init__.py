@@ -11,13 +11,15 @@ on first use, and no plotting, xarray or snakemake module is ever loaded by the 
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianHMM", "GaussianMixture", "MixtureFit", "fit_mixture_em", "__version__"]
+__all__ = ["GaussianHMM", "GaussianMixture", "MixtureFit", "fit_mixture_em", "select_mixture",
+           "__version__"]
 
 _LAZY = {
     "GaussianMixture": "em_lib.mixture",
     "GaussianHMM": "em_lib.hmm",
     "MixtureFit": "em_lib.numerics.mixture_em",
     "fit_mixture_em": "em_lib.numerics.mixture_em",
+    "select_mixture": "em_lib.selection",
 }
 
 

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 
 from ._estimator import (
-    ConvergenceWarning,
     EstimatorMixin,
+    _not_fitted_error_class,
     check_positive_int,
+    convergence_warning_class,
     validate_X,
 )
 from .numerics.covariance import any_to_full, check_covariance_type
@@ -22,9 +24,18 @@ from .numerics.hmm import (
     emission_log_prob,
     fit_hmm,
     forward_backward,
+    validate_parameters,
     viterbi,
 )
 from .numerics.starts import as_generator
+
+# (letter in init_params / params, attribute holding the value, public name)
+_PARAMETERS = (
+    ("s", "startprob_", "startprob_"),
+    ("t", "transmat_", "transmat_"),
+    ("m", "means_", "means_"),
+    ("c", "_covars_", "covars_"),
+)
 
 
 class GaussianHMM(EstimatorMixin):
@@ -39,7 +50,9 @@ class GaussianHMM(EstimatorMixin):
         Number of hidden states ``K``.
     covariance_type : {"full", "diag", "spherical", "tied"}, default "diag"
     n_iter : int, default 100
-        Maximum number of Baum-Welch iterations per start.
+        Maximum number of Baum-Welch iterations per start. 0 only initialises (as hmmlearn):
+        the start with the highest initial log-likelihood is kept, ``n_iter_ = 0``,
+        ``converged_ = False`` and no ConvergenceWarning.
     tol : float, default 1e-4
         Convergence threshold on the absolute change of the *mean per-observed-step*
         log-likelihood between iterations (hmmlearn: the total log-likelihood; use
@@ -54,7 +67,10 @@ class GaussianHMM(EstimatorMixin):
         Parameters initialised by ``init`` (s: startprob, t: transmat, m: means,
         c: covariances). Those left out are taken from ``startprob_``, ``transmat_``,
         ``means_`` and ``covars_`` set by the user before ``fit`` (shape of one model, or
-        with a leading ``n_init`` axis for one value per start).
+        with a leading ``n_init`` axis for one value per start). A parameter set by the user
+        whose letter *is* in ``init_params`` is overwritten by ``fit``, with a UserWarning
+        naming it (hmmlearn logs the same); values left by an earlier ``fit`` are replaced
+        silently.
     params : str, default "stmc"
         Parameters updated by Baum-Welch; means and covariances only together.
     reg_covar : float, default 1e-6
@@ -90,6 +106,14 @@ class GaussianHMM(EstimatorMixin):
     fit_result_ : :class:`em_lib.numerics.hmm.HMMFitResult`
         What :func:`em_lib.numerics.hmm.fit_hmm` returned (the attributes above come from it).
     n_features_in_ : int
+
+    A model set by hand works without ``fit``: once ``startprob_``, ``transmat_``,
+    ``means_`` and ``covars_`` are all assigned with shapes consistent with
+    ``n_components`` and ``covariance_type``, the estimator counts as fitted, ``sample``,
+    ``score``, ``score_samples``, ``predict``, ``predict_proba``, ``decode`` and the criteria
+    use them, and ``n_features_in_`` is taken from ``means_``. Probabilities must sum to 1
+    and covariances be positive definite (ValueError otherwise). Spherical ``covars_`` may
+    also be given as (K, 1) or (K, 1, 1).
 
     Notes
     -----
@@ -156,7 +180,7 @@ class GaussianHMM(EstimatorMixin):
     def covars_(self):
         """Covariances as full (K, d, d) matrices (hmmlearn's convention)."""
         typed = self._covars_
-        d = self.means_.shape[1]
+        d = np.shape(self.means_)[-1]
         return any_to_full(typed[None], self.covariance_type, self.n_components, d)[0]
 
     @covars_.setter
@@ -164,6 +188,8 @@ class GaussianHMM(EstimatorMixin):
         covars = np.array(covars, dtype=float, copy=True)
         check_covariance_type(self.covariance_type)
         k = self.n_components
+        if self.covariance_type == "spherical" and covars.shape in ((k, 1), (k, 1, 1)):
+            covars = covars.reshape(k)  # one variance per state, as a column or 1x1 matrices
         ndim = {"full": 3, "diag": 2, "spherical": 1, "tied": 2}[self.covariance_type]
         if covars.ndim not in (ndim, ndim + 1):
             raise ValueError(
@@ -185,22 +211,90 @@ class GaussianHMM(EstimatorMixin):
         """Check the estimator's parameters; the fitting ones as :class:`HMMSettings`."""
         check_positive_int(self.n_components, "n_components")
         check_covariance_type(self.covariance_type)
-        check_positive_int(self.n_iter, "n_iter")
+        check_positive_int(self.n_iter, "n_iter", minimum=0)
         if self.algorithm not in DECODERS:
             raise ValueError(f"algorithm must be one of {list(DECODERS)}, got {self.algorithm!r}")
         return HMMSettings(
             n_init=self.n_init,
             init=self.init,
             tol=self.tol,
-            max_iter=self.n_iter,
+            max_iter=max(self.n_iter, 1),
             reg_covar=self.reg_covar,
             prior=self.prior,
             startprob_prior=self.startprob_prior,
             transmat_prior=self.transmat_prior,
-            params=self.params,
+            params=self.params if self.n_iter else "",
             init_params=self.init_params,
             engine=self.engine,
         ).validate()
+
+    # ------------------------------------------------------------------ the model
+    def _shape_problem(self):
+        """Why the four parameters do not form one model of ``n_components`` states of the
+        covariance type (a message), or None when they do."""
+        k, covariance_type = self.n_components, self.covariance_type
+        try:
+            arrays = {name: np.asarray(getattr(self, attribute), dtype=float)
+                      for _, attribute, name in _PARAMETERS}
+        except (TypeError, ValueError) as err:
+            return f"the model parameters must be numeric arrays ({err})"
+        means = arrays["means_"]
+        if means.ndim != 2 or means.shape[0] != k:
+            return (f"means_ must have shape (n_components, n_features) with "
+                    f"n_components={k}, got {means.shape}")
+        d = means.shape[1]
+        expected = {
+            "startprob_": (k,),
+            "transmat_": (k, k),
+            "covars_": {"full": (k, d, d), "diag": (k, d), "spherical": (k,),
+                        "tied": (d, d)}[covariance_type],
+        }
+        for name, shape in expected.items():
+            if arrays[name].shape != shape:
+                what = f"{covariance_type} covars_" if name == "covars_" else name
+                return (f"{what} must have shape {shape} for n_components={k} and "
+                        f"n_features={d} (from means_), got {arrays[name].shape}")
+        return None
+
+    def __sklearn_is_fitted__(self):
+        """Fitted, or set by hand: all four parameters present with consistent shapes."""
+        if not all(hasattr(self, attribute) for _, attribute, _ in _PARAMETERS):
+            return False
+        try:
+            check_covariance_type(self.covariance_type)
+            return self._shape_problem() is None
+        except (TypeError, ValueError):
+            return False
+
+    def _model(self):
+        """``(startprob, transmat, means, covariances)`` of the model, each with a leading axis
+        of one, after checking that they are set (NotFittedError), consistent (ValueError
+        naming the parameter) and valid; sets ``n_features_in_`` from ``means_``."""
+        missing = [name for _, attribute, name in _PARAMETERS if not hasattr(self, attribute)]
+        if missing:
+            raise _not_fitted_error_class()(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator, or set startprob_, "
+                f"transmat_, means_ and covars_ (missing: {', '.join(missing)})."
+            )
+        check_covariance_type(self.covariance_type)
+        check_positive_int(self.n_components, "n_components")
+        problem = self._shape_problem()
+        if problem is not None:
+            raise ValueError(problem)
+        startprob, transmat, means, covariances = validate_parameters(
+            np.asarray(self.startprob_, dtype=float)[None],
+            np.asarray(self.transmat_, dtype=float)[None],
+            np.asarray(self.means_, dtype=float)[None],
+            self._covars_[None],
+            self.covariance_type,
+        )
+        self.n_features_in_ = means.shape[2]
+        self.n_features = means.shape[2]
+        return startprob, transmat, means, covariances
+
+    def _check_fitted(self):
+        self._model()
 
     def _validate(self, X, lengths, *, fitting):
         name = type(self).__name__
@@ -233,6 +327,8 @@ class GaussianHMM(EstimatorMixin):
         """Fit all ``n_init`` starts by Baum-Welch and keep the best. Returns self."""
         settings = self._settings()
         X, lengths = self._validate(X, lengths, fitting=True)
+        fixed = self._fixed()
+        self._warn_overwritten()
         result = fit_hmm(
             X,
             lengths,
@@ -240,8 +336,10 @@ class GaussianHMM(EstimatorMixin):
             self.covariance_type,
             settings,
             self.random_state,
-            fixed=self._fixed(),
+            fixed=fixed,
         )
+        if self.n_iter == 0:
+            result = self._initialisation_only(result)
         self.fit_result_ = result
         self.starts_ = result.starts
         self.best_start_ = result.best_start
@@ -253,26 +351,54 @@ class GaussianHMM(EstimatorMixin):
         self.n_iter_ = result.n_iter
         self.n_features_in_ = X.shape[1]
         self.n_features = X.shape[1]
-        if not self.converged_:
+        self._fitted_values = {attribute: getattr(self, attribute)
+                               for _, attribute, _ in _PARAMETERS}
+        if not self.converged_ and self.n_iter > 0:
             warnings.warn(
                 f"Best start did not converge in {self.n_iter} iterations (tol={self.tol} on "
                 "the mean per-step log-likelihood); increase n_iter or tol.",
-                ConvergenceWarning,
+                convergence_warning_class(),
                 stacklevel=2,
             )
         return self
 
-    # ------------------------------------------------------------------ inference
-    def _log_emission(self, X):
-        return emission_log_prob(X, self.means_[None], self._covars_[None], self.covariance_type)
+    def _warn_overwritten(self):
+        """Warn for every parameter the user set that ``init_params`` makes fit overwrite
+        (values a previous fit left are not the user's)."""
+        fitted = getattr(self, "_fitted_values", {})
+        for letter, attribute, name in _PARAMETERS:
+            if (letter in self.init_params and attribute in self.__dict__
+                    and self.__dict__[attribute] is not fitted.get(attribute)):
+                warnings.warn(
+                    f"{name} is set, but fit overwrites it: init_params={self.init_params!r} "
+                    f"contains {letter!r}. Leave {letter!r} out of init_params to start from "
+                    f"the given {name}.",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
+    def _initialisation_only(self, result):
+        """``n_iter=0``: the driver ran one E-step with nothing updated (it needs at least
+        one iteration) to score the starts; report no iteration."""
+        starts = result.starts
+        none = np.zeros(starts.n_init, dtype=int)
+        starts = replace(
+            starts,
+            trace=np.empty((starts.n_init, 0)),
+            n_iter=none,
+            converged=none.astype(bool),
+            settings={**starts.settings, "max_iter": 0, "params": self.params},
+        )
+        return replace(result, starts=starts, n_iter=0, converged=False, trace=np.empty(0))
+
+    # ------------------------------------------------------------------ inference
     def _forward_backward(self, X, lengths, posteriors):
-        self._check_fitted()
+        startprob, transmat, means, covariances = self._model()
         X, lengths = self._validate(X, lengths, fitting=False)
         fb = forward_backward(
-            self._log_emission(X),
-            self.startprob_[None],
-            self.transmat_[None],
+            emission_log_prob(X, means, covariances, self.covariance_type),
+            startprob,
+            transmat,
             lengths,
             engine=self.engine,
             posteriors=posteriors,
@@ -308,12 +434,12 @@ class GaussianHMM(EstimatorMixin):
             with np.errstate(divide="ignore"):
                 log_prob = float(np.log(posteriors.max(axis=1)).sum())
             return log_prob, posteriors.argmax(axis=1)
-        self._check_fitted()
+        startprob, transmat, means, covariances = self._model()
         X, lengths = self._validate(X, lengths, fitting=False)
         log_prob, states = viterbi(
-            self._log_emission(X),
-            self.startprob_[None],
-            self.transmat_[None],
+            emission_log_prob(X, means, covariances, self.covariance_type),
+            startprob,
+            transmat,
             lengths,
             engine=self.engine,
         )
@@ -334,8 +460,8 @@ class GaussianHMM(EstimatorMixin):
         rng = as_generator(self.random_state if random_state is None else random_state)
         k = self.n_components
         uniforms = rng.random(n_samples)
-        start_cdf = np.cumsum(self.startprob_)
-        trans_cdf = np.cumsum(self.transmat_, axis=1)
+        start_cdf = np.cumsum(np.asarray(self.startprob_, dtype=float))
+        trans_cdf = np.cumsum(np.asarray(self.transmat_, dtype=float), axis=1)
         states = np.empty(n_samples, dtype=int)
         if currstate is None:
             state = min(
@@ -353,13 +479,13 @@ class GaussianHMM(EstimatorMixin):
         full = self.covars_
         factors = np.linalg.cholesky(full)
         noise = rng.standard_normal((n_samples, self.n_features_in_))
-        X = self.means_[states] + np.einsum("nde,ne->nd", factors[states], noise)
+        X = np.asarray(self.means_, dtype=float)[states] + np.einsum("nde,ne->nd", factors[states], noise)
         return X, states
 
     def get_stationary_distribution(self):
         """Stationary distribution of ``transmat_`` (left eigenvector for eigenvalue 1)."""
         self._check_fitted()
-        values, vectors = np.linalg.eig(self.transmat_.T)
+        values, vectors = np.linalg.eig(np.asarray(self.transmat_, dtype=float).T)
         vector = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
         return vector / vector.sum()
 

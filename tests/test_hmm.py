@@ -123,7 +123,7 @@ def test_random_initialisation_is_seeded():
         (np.arange(10.0)[:, None], None, {"init": "kmeans"}, "init must be one of"),
         (np.arange(10.0)[:, None], None, {"params": "stx"}, "params must be"),
         (np.arange(10.0)[:, None], None, {"params": "stm"}, "both 'm' and 'c'"),
-        (np.arange(10.0)[:, None], None, {"n_iter": 0}, "n_iter must be"),
+        (np.arange(10.0)[:, None], None, {"n_iter": -1}, "n_iter must be an integer >= 0"),
         (np.arange(10.0)[:, None], None, {"n_init": 0}, "n_init must be"),
         (np.arange(10.0)[:, None], None, {"tol": -1.0}, "tol must be"),
         (np.arange(10.0)[:, None], None, {"prior": "flat"}, "prior must be"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import textwrap
 
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -1,0 +1,241 @@
+"""Model selection over a grid of Gaussian mixtures in one call: :func:`select_mixture`.
+
+Every ``(covariance_type, n_components)`` cell of the grid is fitted once on one shared
+:class:`~em_lib.numerics.fitting.MixtureLattice` with nested starts on, so a richer model
+starts from the solutions of the models it contains and its best log-likelihood is never below
+theirs (full >= diag >= spherical, full >= tied, K >= K - 1, up to round-off): the criteria
+compare optima that are consistent with one another rather than whatever each isolated fit
+happened to reach. NaN entries of ``X`` are missing values (exact missing-data EM).
+
+Criteria follow scikit-learn's sign: ``bic``, ``aic`` and ``icl`` are ``-2 log L + penalty``,
+lower is better. pandas (for the table) is imported when the function runs, never with
+:mod:`em_lib`.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._estimator import convergence_warning_class, validate_X
+from .mixture import GaussianMixture, _fit_dtype
+from .numerics.covariance import COVARIANCE_TYPES
+from .numerics.fitting import MixtureLattice
+from .numerics.starts import as_generator
+
+__all__ = ["CRITERIA", "SelectionResult", "select_mixture"]
+
+CRITERIA = ("bic", "aic", "icl")
+# GaussianMixture parameters select_mixture passes through as **settings
+SETTINGS = ("tol", "reg_covar", "max_iter", "init_params", "tol_type", "prior", "polish_tol",
+            "polish_starts")
+TABLE_COLUMNS = ("covariance_type", "n_components", "log_likelihood", "n_parameters", "bic",
+                 "aic", "icl", "converged", "n_iter", "n_samples")
+
+
+@dataclass
+class SelectionResult:
+    """What :func:`select_mixture` found.
+
+    Attributes
+    ----------
+    best_estimator : GaussianMixture
+        The fitted model of the cell with the lowest criterion (first in table order on a tie).
+    estimators : dict
+        ``(covariance_type, n_components)`` -> fitted :class:`~em_lib.GaussianMixture`, one per
+        cell; each one's parameters (``nested_starts=True``, the seed, ``n_init``, the
+        settings) refit exactly that cell on the same data.
+    table : pandas.DataFrame
+        One row per cell, in grid order (covariance types as given, K ascending): columns
+        ``covariance_type``, ``n_components``, ``log_likelihood``, ``n_parameters``, ``bic``,
+        ``aic``, ``icl``, ``converged``, ``n_iter``, ``n_samples`` (rows with at least one
+        observed value). Lower criteria are better.
+    criterion : {"bic", "aic", "icl"}
+    """
+
+    best_estimator: GaussianMixture
+    estimators: dict
+    table: Any
+    criterion: str
+
+    @property
+    def best_cell(self) -> tuple[str, int]:
+        """``(covariance_type, n_components)`` of :attr:`best_estimator`."""
+        best = self.best_estimator
+        return best.covariance_type, int(best.n_components)
+
+
+def _grid_components(n_components):
+    values = [n_components] if isinstance(n_components, numbers.Integral) else n_components
+    try:
+        values = list(values)
+    except TypeError:
+        raise ValueError(
+            f"n_components must be an int or a sequence of ints, got {n_components!r}"
+        ) from None
+    if not values:
+        raise ValueError("n_components is empty: give at least one number of components")
+    bad = [k for k in values
+           if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1]
+    if bad:
+        raise ValueError(f"n_components must hold integers >= 1, got {bad}")
+    return sorted({int(k) for k in values})
+
+
+def _grid_types(covariance_types):
+    values = [covariance_types] if isinstance(covariance_types, str) else covariance_types
+    try:
+        values = list(values)
+    except TypeError:
+        raise ValueError(
+            f"covariance_types must be a string or a sequence of strings, got "
+            f"{covariance_types!r}"
+        ) from None
+    if not values:
+        raise ValueError("covariance_types is empty: give at least one covariance type")
+    unknown = [value for value in values if value not in COVARIANCE_TYPES]
+    if unknown:
+        raise ValueError(
+            f"unknown covariance type(s) {unknown}; covariance_types must be drawn from "
+            f"{list(COVARIANCE_TYPES)}"
+        )
+    return list(dict.fromkeys(values))
+
+
+def _seed(random_state):
+    """One seed for every cell: ints and SeedSequences as given (each fit gets the same
+    stream, as an isolated fit with that seed); None, a Generator or a RandomState is drawn
+    from once, so that every estimator's ``random_state`` reproduces its cell."""
+    if isinstance(random_state, np.random.SeedSequence):
+        return random_state
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        as_generator(random_state)  # rejects negative seeds with its message
+        return int(random_state)
+    return int(as_generator(random_state).integers(0, 2**63 - 1))
+
+
+def _check_settings(settings):
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        fixed = {"n_components", "covariance_type", "n_init", "random_state",
+                 "nested_starts"} & set(unknown)
+        hint = (f"; {sorted(fixed)} are select_mixture's own arguments or fixed "
+                "(nested_starts is always True)" if fixed else "")
+        raise TypeError(
+            f"select_mixture() got unexpected setting(s) {unknown}; the GaussianMixture "
+            f"settings it passes through are {list(SETTINGS)}{hint}"
+        )
+
+
+def _check_data(X, largest):
+    X = validate_X(X, estimator_name="select_mixture")
+    nan = np.isnan(X)
+    empty_columns = np.flatnonzero(nan.all(axis=0))
+    if empty_columns.size:
+        raise ValueError(
+            f"column(s) {empty_columns.tolist()} of X have no observed value; drop them"
+        )
+    empty_rows = int(nan.all(axis=1).sum())
+    n_used = X.shape[0] - empty_rows
+    if largest >= n_used:
+        raise ValueError(
+            f"n_components up to {largest} needs more usable rows than that: X has {n_used} "
+            "row(s) with at least one observed value; every K must be below it"
+        )
+    if empty_rows:
+        warnings.warn(
+            f"{empty_rows} row(s) of X have no observed value; they contribute zero to the "
+            "log-likelihood and are ignored by the fit",
+            UserWarning, stacklevel=3,
+        )
+    return X
+
+
+def select_mixture(X, n_components=range(1, 10),
+                   covariance_types=("full", "diag", "spherical", "tied"), criterion="bic", *,
+                   n_init=10, random_state=None, **settings) -> SelectionResult:
+    """Fit every ``(covariance_type, K)`` of a grid once and pick the best by a criterion.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array-like; NaN marks a missing entry
+    n_components : int or iterable of int, default ``range(1, 10)``
+        Every K must be below the number of rows with at least one observed value.
+    covariance_types : str or iterable of str, default all four
+        Any of ``"full"``, ``"diag"``, ``"spherical"``, ``"tied"``.
+    criterion : {"bic", "aic", "icl"}, default "bic"
+        Lower is better (scikit-learn's sign); ICL is BIC plus twice the entropy of the hard
+        classification.
+    n_init : int, default 10
+        Random starts per cell (besides the nested starts from the contained models).
+    random_state : None, int, SeedSequence or Generator
+        The seed of every cell (an int gives each cell the starts of
+        ``GaussianMixture(K, covariance_type=t, n_init=n_init, random_state=that int,
+        nested_starts=True)``, so each cell equals that isolated fit). None or a Generator is
+        drawn from once for an int seed, recorded in the estimators' ``random_state``.
+    **settings
+        Other :class:`~em_lib.GaussianMixture` settings: ``tol``, ``reg_covar``, ``max_iter``,
+        ``init_params``, ``tol_type``, ``prior``, ``polish_tol``, ``polish_starts``.
+
+    Returns
+    -------
+    SelectionResult
+
+    Notes
+    -----
+    Fitting a cell fits the models it contains (through the lattice) even when they are not in
+    the grid: ``K = 1 .. max(n_components)`` of the grid's types, and diag, tied and spherical
+    under full. A ConvergenceWarning lists the cells whose kept start did not converge.
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {list(CRITERIA)}, got {criterion!r}")
+    components = _grid_components(n_components)
+    types = _grid_types(covariance_types)
+    _check_settings(settings)
+    dtype = _fit_dtype(X)
+    X = _check_data(X, components[-1])
+    seed = _seed(random_state)
+    template = GaussianMixture(n_init=n_init, random_state=seed, nested_starts=True, **settings)
+    lattice = MixtureLattice(X, template._settings(), seed)
+
+    import pandas as pd
+
+    estimators, rows, not_converged = {}, [], []
+    for covariance_type in types:
+        for k in components:
+            result = lattice.fit(k, covariance_type)
+            estimator = GaussianMixture(**{**template.get_params(), "n_components": k,
+                                           "covariance_type": covariance_type})
+            estimator._set_result(result, X.shape[1], dtype=dtype)
+            values = estimator.criteria(X)
+            estimators[covariance_type, k] = estimator
+            if not result.converged and result.settings.max_iter > 0:
+                not_converged.append((covariance_type, k))
+            rows.append({
+                "covariance_type": covariance_type,
+                "n_components": k,
+                "log_likelihood": result.log_likelihood,
+                "n_parameters": estimator._n_parameters(),
+                "bic": float(values["bic"]),
+                "aic": float(values["aic"]),
+                "icl": float(values["icl"]),
+                "converged": bool(result.converged),
+                "n_iter": int(result.n_iter),
+                "n_samples": int(result.n_samples),
+            })
+    if not_converged:
+        warnings.warn(
+            f"the kept start of {len(not_converged)} cell(s) did not converge in "
+            f"{template.max_iter} iterations: {not_converged}; increase max_iter or tol.",
+            convergence_warning_class(), stacklevel=2,
+        )
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    scores = table[criterion].to_numpy(dtype=float)
+    best = int(np.argmin(np.where(np.isnan(scores), np.inf, scores)))
+    best_key = (table["covariance_type"].iloc[best], int(table["n_components"].iloc[best]))
+    return SelectionResult(best_estimator=estimators[best_key], estimators=estimators,
+                           table=table, criterion=criterion)
