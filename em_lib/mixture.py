@@ -320,11 +320,11 @@ class GaussianMixture(EstimatorMixin):
             batch = int(np.isfinite(starts.trace[result.best_start]).sum())
             print(f"  objective per iteration of start {result.best_start} "
                   "(mean per-sample log-likelihood of the parameters entering it):")
-            previous = np.nan
+            previous = None
             for step, value in enumerate(result.trace, 1):
                 stage = "batch" if step <= batch else "polish"
-                print(f"    iter {step:4d}  {stage:<6}  {value:.10f}  change "
-                      f"{value - previous:.3e}")
+                change = "" if previous is None else f"  change {value - previous:.3e}"
+                print(f"    iter {step:4d}  {stage:<6}  {value:.10f}{change}")
                 previous = value
 
     def _set_result(self, result: MixtureFitResult, n_features, dtype=np.float64):

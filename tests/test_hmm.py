@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from test_hmm_forward_backward import random_model
@@ -167,3 +169,111 @@ def test_estimator_options_prior_fixed_emissions_and_missing_data():
     np.testing.assert_array_equal(fixed.means_, data.means)
     assert hmm_n_parameters(2, 2, "diag", "st") == 1 + 2
 
+
+
+# ----------------------------------------------------------------------------- hand-set models
+
+
+def _hand_set(model, covariance_type, startprob, transmat, means, covars):
+    hmm = GaussianHMM(len(startprob), covariance_type, **model)
+    hmm.startprob_ = startprob
+    hmm.transmat_ = transmat
+    hmm.means_ = means
+    hmm.covars_ = covars
+    return hmm
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_hand_set_model_works_without_fit_as_hmmlearn(covariance_type):
+    hmmlearn_hmm = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.default_rng(21)
+    truth = random_model(rng, 1, 3, 2, covariance_type)
+    params = [truth[key][0] for key in ("startprob", "transmat", "means", "covariances")]
+    ours = _hand_set({"random_state": 0}, covariance_type, *params)
+    reference = hmmlearn_hmm.GaussianHMM(3, covariance_type, random_state=0)
+    (reference.startprob_, reference.transmat_, reference.means_,
+     reference.covars_) = params
+    assert not hasattr(ours, "n_features_in_")
+    X, states = ours.sample(200, random_state=1)
+    assert X.shape == (200, 2) and states.shape == (200,) and ours.n_features_in_ == 2
+    lengths = [120, 80]
+    assert ours.score(X, lengths) == pytest.approx(reference.score(X, lengths), rel=1e-10)
+    np.testing.assert_allclose(ours.predict_proba(X, lengths),
+                               reference.predict_proba(X, lengths), atol=1e-10)
+    log_prob, path = ours.decode(X, lengths)
+    ref_log_prob, ref_path = reference.decode(X, lengths)
+    assert log_prob == pytest.approx(ref_log_prob, rel=1e-10)
+    np.testing.assert_array_equal(path, ref_path)
+    np.testing.assert_array_equal(ours.predict(X, lengths), ref_path)
+    np.testing.assert_allclose(ours.covars_, reference.covars_, rtol=1e-12)
+    assert np.isfinite(ours.bic(X, lengths))
+
+
+def test_hand_set_model_checks_name_the_problem():
+    from em_lib._estimator import NotFittedError
+
+    X = np.zeros((5, 2))
+    hmm = GaussianHMM(2, "diag")
+    hmm.startprob_ = [0.5, 0.5]
+    hmm.means_ = np.zeros((2, 2))
+    with pytest.raises(NotFittedError, match="not fitted.*missing: transmat_, covars_"):
+        hmm.score(X)
+    hmm.transmat_ = np.eye(2)
+    hmm.covars_ = np.ones((2, 2))
+    assert hmm.__sklearn_is_fitted__()
+    assert np.isfinite(hmm.score(X))
+    hmm.means_ = np.zeros((2, 3))
+    assert not hmm.__sklearn_is_fitted__()
+    with pytest.raises(ValueError, match=r"diag covars_ must have shape \(2, 3\)"):
+        hmm.score(X)
+    hmm.means_ = np.zeros((3, 2))
+    with pytest.raises(ValueError, match=r"means_ must have shape .* n_components=2"):
+        hmm.score(X)
+    hmm.means_ = np.zeros((2, 2))
+    hmm.startprob_ = [0.7, 0.7]
+    with pytest.raises(ValueError, match="startprob rows must sum to 1"):
+        hmm.score(X)
+
+
+@pytest.mark.parametrize("shape", [(3, 1), (3, 1, 1)])
+def test_spherical_covars_as_a_column_or_one_by_one_matrices(shape):
+    hmm = GaussianHMM(3, "spherical")
+    hmm.covars_ = np.arange(1.0, 4.0).reshape(shape)
+    np.testing.assert_array_equal(hmm.covariances_, [1.0, 2.0, 3.0])
+    two_per_start = GaussianHMM(1, "spherical")
+    two_per_start.covars_ = np.ones((4, 1))  # (n_init, K) stays one value per start
+    assert two_per_start.covariances_.shape == (4, 1)
+
+
+def test_n_iter_zero_only_initialises():
+    data = make_hmm_sequences([100, 60], 2, 2, random_state=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        hmm = GaussianHMM(2, "full", n_iter=0, n_init=1, random_state=5).fit(data.X,
+                                                                               data.lengths)
+    made = H.initial_hmm_parameters(data.X, data.lengths, 2, "full", 1, init="gmm",
+                                    random_state=5)
+    np.testing.assert_allclose(hmm.means_, made["means"][0], rtol=1e-12)
+    np.testing.assert_allclose(hmm.transmat_, made["transmat"][0], rtol=1e-12)
+    np.testing.assert_allclose(hmm.covariances_, made["covariances"][0], rtol=1e-12)
+    assert hmm.n_iter_ == 0 and not hmm.converged_ and hmm.starts_.trace.shape == (1, 0)
+    assert hmm.score(data.X, data.lengths) == pytest.approx(hmm.fit_result_.log_likelihood)
+    several = GaussianHMM(2, "full", n_iter=0, n_init=4, random_state=5).fit(data.X,
+                                                                             data.lengths)
+    assert several.best_start_ == int(np.argmax(several.starts_.log_likelihood))
+
+
+def test_fit_warns_when_it_overwrites_a_user_set_parameter():
+    data = make_hmm_sequences([100, 60], 2, 2, random_state=4)
+    hmm = GaussianHMM(2, "diag", n_init=2, random_state=0)
+    hmm.means_ = data.means
+    with pytest.warns(UserWarning, match="means_ is set, but fit overwrites it") as record:
+        hmm.fit(data.X, data.lengths)
+    assert not any("startprob_" in str(w.message) for w in record)
+    with warnings.catch_warnings(record=True) as caught:  # a refit overwrites only its own
+        warnings.simplefilter("always")
+        hmm.fit(data.X, data.lengths)
+    assert not any("overwrites" in str(w.message) for w in caught)
+    hmm.covars_ = hmm.covariances_ * 2
+    with pytest.warns(UserWarning, match="covars_ is set, but fit overwrites it"):
+        hmm.fit(data.X, data.lengths)

@@ -1,5 +1,7 @@
 """The GaussianMixture estimator: scikit-learn conventions, criteria, errors, nesting."""
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -219,3 +221,117 @@ def test_fit_predict_equals_predict(missing):
         labels = est.fit_predict(X)
         np.testing.assert_array_equal(labels, est.predict(X))
     assert len(set(labels.tolist())) == 3
+
+
+# ----------------------------------------------------------------------------- drop-in gaps
+
+
+def test_convergence_warning_is_sklearns_once_sklearn_is_loaded():
+    import pickle
+
+    import sklearn.exceptions
+
+    from em_lib._estimator import ConvergenceWarning
+
+    X = load_dataset("iris").X
+    est = GaussianMixture(3, max_iter=1, polish_tol=None, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=sklearn.exceptions.ConvergenceWarning)
+        est.fit(X)  # silenced by scikit-learn's class, else the "error" filter raises
+    with pytest.warns(sklearn.exceptions.ConvergenceWarning) as record:
+        est.fit(X)
+    category = record[0].category
+    assert issubclass(category, ConvergenceWarning)
+    assert pickle.loads(pickle.dumps(category)) is category
+    with pytest.warns(ConvergenceWarning):  # em_lib's own class still catches it
+        est.fit(X)
+
+
+def test_convergence_warning_never_imports_sklearn():
+    code = """
+import sys, warnings
+import numpy as np
+from em_lib import GaussianMixture
+from em_lib._estimator import ConvergenceWarning
+X = np.random.default_rng(0).normal(size=(60, 2))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    GaussianMixture(2, max_iter=1, polish_tol=None, random_state=0).fit(X)
+assert caught[-1].category is ConvergenceWarning, caught
+print(sorted(m for m in sys.modules if m.startswith("sklearn")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_warm_start_convergence_continues_across_fits_as_sklearn():
+    from sklearn.mixture import GaussianMixture as SK
+
+    X = load_dataset("iris").X
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = GaussianMixture(3, max_iter=2, polish_tol=None, random_state=0).fit(X)
+    init = dict(weights_init=base.weights_, means_init=base.means_,
+                precisions_init=base.precisions_)
+    ours = GaussianMixture(3, max_iter=1, warm_start=True, polish_tol=None, **init)
+    theirs = SK(3, max_iter=1, warm_start=True, **init)
+    cold = GaussianMixture(3, max_iter=1, polish_tol=None, **init)
+    history = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(300):
+            ours.fit(X)
+            theirs.fit(X)
+            assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-7)
+            history.append((ours.converged_, theirs.converged_))
+            if ours.converged_ and theirs.converged_:
+                break
+        assert not cold.fit(X).converged_ and not cold.fit(X).converged_
+    ours_flags, theirs_flags = zip(*history, strict=True)
+    assert ours_flags == theirs_flags
+    assert 3 < len(history) < 300 and ours_flags[-1] and not any(ours_flags[:-1])
+
+
+def test_float32_input_keeps_float32_parameters_as_sklearn():
+    from sklearn.mixture import GaussianMixture as SK
+
+    X32 = load_dataset("iris").X.astype(np.float32)
+    names = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
+    for covariance_type in COVARIANCE_TYPES:
+        ours = GaussianMixture(3, covariance_type=covariance_type, n_init=2,
+                               random_state=0).fit(X32)
+        wide = GaussianMixture(3, covariance_type=covariance_type, n_init=2,
+                               random_state=0).fit(X32.astype(np.float64))
+        theirs = SK(3, covariance_type=covariance_type, random_state=0).fit(X32)
+        for name in names:
+            assert getattr(ours, name).dtype == getattr(theirs, name).dtype == np.float32
+            assert getattr(wide, name).dtype == np.float64
+            # computed in float64 and cast at the end
+            np.testing.assert_array_equal(getattr(ours, name),
+                                          getattr(wide, name).astype(np.float32))
+        assert ours.score_samples(X32).dtype == theirs.score_samples(X32).dtype
+        assert ours.predict_proba(X32).dtype == theirs.predict_proba(X32).dtype
+        np.testing.assert_array_equal(ours.predict(X32), wide.predict(X32))
+        assert ours.score(X32) == pytest.approx(wide.score(X32), rel=1e-5)
+
+
+def test_verbose_reports_starts_polishing_and_trace(capsys):
+    X = load_dataset("iris").X
+    GaussianMixture(3, n_init=3, random_state=0).fit(X)
+    assert capsys.readouterr().out == ""
+    est = GaussianMixture(3, n_init=3, random_state=0, verbose=1).fit(X)
+    out = capsys.readouterr().out
+    for i, kind in enumerate(est.start_origin_):
+        line = next(row for row in out.splitlines() if row.strip().startswith(f"start {i:3d}"))
+        assert kind in line and f"n_iter {est.starts_.n_iter[i]:4d}" in line
+        assert f"{est.starts_.log_likelihood[i]:.6f}" in line
+    assert "polishing" in out and f"kept start {est.best_start_}" in out
+    assert "iter    1" not in out
+    est = GaussianMixture(3, n_init=3, random_state=0, verbose=2, polish_tol=None).fit(X)
+    out = capsys.readouterr().out
+    assert "polishing: off" in out
+    steps = [row for row in out.splitlines() if row.strip().startswith("iter ")]
+    assert len(steps) == est.n_iter_ == len(est.lower_bounds_)
+    assert f"{est.lower_bounds_[-1]:.10f}" in steps[-1]

@@ -176,3 +176,16 @@ def test_import_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "SQUAREM polishing (numerics/squarem.py) can keep an extrapolated point whose spherical "
+    "variance is below reg_covar (8.6e-8 < 1e-6 here); its log-likelihood is then above what "
+    "the regularised EM map reaches from it, so diag K=2 (started there) ends 0.25 below "
+    "spherical K=2. Found by hypothesis on rounded (tied) data."))
+def test_nested_ordering_with_tied_values():
+    X = np.round(_random_data(3826294364, 15, 2, 3, False), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = select_mixture(X, (1, 2, 3), n_init=2, random_state=364)
+    _assert_nested_order(result, (1, 2, 3))
