@@ -65,6 +65,8 @@ BAD = {
     "delta_component": ({"sensitivity": {"delta": {"conclusion": "weight_above",
                                                    "component": 4}}},
                         ["sensitivity.delta.component", "4"]),
+    "delta_model": ({"sensitivity": {"delta": {"model": "tied"}}},
+                    ["sensitivity.delta.model", "'tied'"]),
     "hmm_on_table": ({"datasets": {"g": {"kind": "gaussian_mixture", "models": ["hmm"]}},
                       "hmm": {"enabled": True}}, ["datasets.g.models", "sequence data"]),
     "hmm_disabled": ({"datasets": {"s": {**SEQ, "models": ["hmm"]}}},

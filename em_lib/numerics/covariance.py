@@ -1,7 +1,8 @@
 """Covariance types: shapes, parameter counts, Cholesky factors and second-order features.
 
-The four covariance types form a closed set. Everything type-specific lives in the
-``_SPECS`` table below and is looked up by name; no other module branches on the type.
+The four covariance types form a closed set (``COVARIANCE_TYPES``). The type-specific shape
+handling, factorisations and second-order features live here; the M-step
+(:func:`em_lib.numerics.mixture_em.mstep`) and the prior hold the type-specific updates.
 
 Shapes (``I`` starts, ``K`` components, ``d`` features):
 

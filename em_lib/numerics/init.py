@@ -86,21 +86,17 @@ def _squared_distances(X, sq_norms, centers):
 
 
 # ---------------------------------------------------------------------------------------
-# Compiled kernels (numba, compiled on first use and cached on disk). numba is imported
-# lazily, as in em_lib.numerics.hmm_em, so that importing em_lib stays light; without numba
-# the numpy versions below are used. Both give bit-identical results: the kernels do the
-# same floating-point operations in the same order as the numpy code they replace.
+# Compiled kernels (numba, compiled on first use and cached on disk; built inside a function
+# so that importing this module does not compile them). The numpy versions below are the
+# readable references the tests compare the kernels with (``_kernels`` patched to False):
+# both do the same floating-point operations in the same order, so results are bit-identical.
 _KERNELS = None
 
 
 def _kernels():
     global _KERNELS
     if _KERNELS is None:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba is a declared dependency
-            _KERNELS = False
-            return _KERNELS
+        import numba
 
         @numba.njit(cache=True, nogil=True)
         def grouped_argmin(block, offsets, n_comp, labels, start):

@@ -21,8 +21,8 @@ from .gaussian import (
     PreparedData,
     run_estep,
 )
+from .monitor import EMMonitor, check_tol_type
 from .prior import ConjugatePrior, log_prior_density, map_update
-from .monitor import TOL_TYPES, EMMonitor, check_tol_type
 from .starts import PerStartResults
 
 EPS = np.finfo(float).eps

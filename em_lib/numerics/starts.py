@@ -1,14 +1,12 @@
-"""What every batched fit shares: per-start result bookkeeping and seeding.
+"""What every batched fit shares: the best-start choice, seeding and matching solutions.
 
-``PerStartResults`` gives a results dataclass (mixture or HMM) its best-start choice,
-subsetting and concatenation over the start (init) axis; the class lists its per-start fields
-in ``PER_START``.
+``PerStartResults`` gives a results dataclass (mixture or HMM) its best-start choice over the
+start (init) axis; the class lists its per-start fields in ``PER_START``.
 """
 
 from __future__ import annotations
 
 import numbers
-from dataclasses import replace
 
 import numpy as np
 
@@ -44,19 +42,6 @@ class PerStartResults:
             )
         return self.best
 
-    def select(self, index):
-        """The fit restricted to the starts ``index`` (an int keeps a leading axis of 1)."""
-        index = np.atleast_1d(index)
-        return replace(self, **{name: getattr(self, name)[index] for name in self.PER_START})
-
-    @classmethod
-    def concatenate(cls, fits):
-        """Starts of several fits of the same model and data, one after the other."""
-        fits = list(fits)
-        arrays = {name: np.concatenate([getattr(fit, name) for fit in fits])
-                  for name in cls.PER_START}
-        return replace(fits[0], **arrays)
-
 
 def as_generator(random_state) -> np.random.Generator:
     """A Generator from None (fresh OS entropy: not reproducible), a non-negative int, a
@@ -82,11 +67,11 @@ def as_generator(random_state) -> np.random.Generator:
 
 def same_solution(weights_a, means_a, weights_b, means_b, scale, tolerance):
     """Whether two mixtures sit at the same solution up to component order: after matching
-    components (Hungarian assignment on the largest per-feature mean difference, in units of
-    ``scale``), every mean within ``tolerance`` and every weight within ``tolerance``."""
-    from scipy.optimize import linear_sum_assignment
+    components (em_lib's one component matching, :func:`em_lib.metrics.match_components`, on
+    the means in units of ``scale``), every mean coordinate and every weight within
+    ``tolerance``."""
+    from em_lib.metrics import match_components
 
-    cost = np.abs(means_a[:, None, :] / scale - means_b[None, :, :] / scale).max(axis=-1)
-    rows, cols = linear_sum_assignment(cost)
-    return bool(cost[rows, cols].max() < tolerance
-                and np.abs(weights_a[rows] - weights_b[cols]).max() < tolerance)
+    order = match_components(means_a / scale, means_b / scale)
+    gap = np.abs(means_a / scale - means_b[order] / scale).max()
+    return bool(gap < tolerance and np.abs(weights_a - weights_b[order]).max() < tolerance)

@@ -182,6 +182,10 @@ def _check_delta(config):
             f"sensitivity.delta.component: {settings['component']} does not exist at "
             f"K = {min(target['n_components'])}"
         )
+    fitted = dataset_models(config, target["dataset"])
+    if target["model"] not in fitted:
+        raise ConfigError(f"sensitivity.delta.model: {target['model']!r} is not fitted to "
+                          f"dataset {target['dataset']!r} (models: {fitted})")
     spec = config["datasets"][target["dataset"]]
     if target["variables"] is not None and spec["kind"] != "image":
         _, n_features = usable_shape(target["dataset"], spec)

@@ -160,5 +160,6 @@ def delta_target(config) -> dict:
         ),
         "n_components": [int(k) for k in settings.get("n_components") or sweep["n_components"]],
         "variables": settings.get("variables"),
-        "model": settings.get("model", "full"),
+        "model": settings.get("model") or ("full" if "full" in sweep["model"]
+                                           else sweep["model"][0]),
     }

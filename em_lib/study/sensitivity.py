@@ -25,7 +25,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-
 CRITERIA = ("bic", "aic", "icl")
 HMM_MODELS = ("hmm",)
 PARAMETER_ERRORS = ("weights_abs_error", "means_rmse", "covariances_rel_frobenius")
