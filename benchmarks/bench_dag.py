@@ -99,7 +99,7 @@ def experiment_config(small: bool) -> dict:
             "missing_rate": [0.05, 0.1, 0.2, 0.3, 0.4],
             "replicate": replicates,
         },
-        "fit": {"n_init": 20 if small else 10, "starts_per_job": 10 if small else 1},
+        "fit": {"n_init": 20 if small else 10},
     }
 
 
@@ -134,15 +134,13 @@ def main() -> None:
     options = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from snakemake.utils import validate
-
-    from em_lib import experiment
+    from em_lib.study import config as study_config
+    from em_lib.study import design
 
     config = experiment_config(options.small)
-    checked = yaml.safe_load(yaml.safe_dump(config))
-    validate(checked, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
-    design = experiment.design(checked)
-    n_fits, n_masks = len(design["fit_jobs"]), len(design["mask_jobs"])
+    checked = study_config.complete_config(config)
+    n_masks = len(design.mask_jobs(checked))
+    n_fits = n_masks  # one fit job per mask (the whole lattice)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

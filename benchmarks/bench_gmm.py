@@ -96,7 +96,9 @@ def make_sklearn(k, covariance_type, args):
 
 
 def clear_em_lib_caches():
-    """Forget cached contained-model fits so that repeated timings stay honest."""
+    """Forget cached contained-model fits so that repeated timings stay honest (versions with
+    a process-wide cache in em_lib.nested; newer ones keep contained fits in a per-fit
+    MixtureLattice and have nothing to clear)."""
     try:
         from em_lib import nested
     except ImportError:
@@ -465,7 +467,7 @@ def run_defaults_check(args):
           "each, cache cleared)\n")
     print("'polish' continues the best distinct starts to a relative 1e-10 (`polish_tol`, on "
           "by default); 'nested' adds the contained models' solutions as starts "
-          "(`nested_starts`, on by default; fits the whole lattice of contained models). "
+          "(`nested_starts`; fits the whole lattice of contained models). "
           "The last group is `GaussianMixture(K, covariance_type=..., n_init=10)` as "
           "shipped.\n")
     print_table(["n", "d", "K", "cov", "sklearn s", "sklearn LL",

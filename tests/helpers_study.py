@@ -4,6 +4,7 @@
   fit in about a second;
 * :func:`write_table`: a small CSV table with its own empty cells;
 * :func:`run_study`: every mask and fit job of a config, assembled by ``build_dataset``;
+* :func:`tiny_study`: :func:`run_study` of the tiny config plus ``airquality``, once per session;
 * :func:`toy_results`: a hand-made aggregate whose sensitivity tables are known by
   construction (no fitting).
 """
@@ -114,8 +115,9 @@ def toy_results(with_hmm: bool = False) -> xr.Dataset:
     MCAR 20 %, four replicates, methods em and mean_impute, ten random starts per cell.
 
     Random starts: in every cell, starts 0-4 reach the best optimum (log-likelihood -100 - K,
-    start 4 only 0.5 nat below it), starts 5-8 a worse one (-110 - K) and start 9 failed
-    with a spuriously high log-likelihood (+50) and BIC (-1e6).
+    start 4 only 0.5 nat below it; BIC that of the fitted model), starts 5-8 a worse one
+    (-110 - K, BIC 500) and start 9 failed with a spuriously high log-likelihood (+50) and
+    BIC (-1e6).
 
     Fitted models: BIC ``200 + 10 |K - SELECTED[replicate]|``, AIC = BIC - 1, ICL = BIC + 1,
     mean-parameter RMSE ``0.1 K``, log-likelihood -100 - K, except the fitted model at
@@ -146,8 +148,6 @@ def toy_results(with_hmm: bool = False) -> xr.Dataset:
     log_likelihood = log_likelihood - k_start
     failed = np.zeros(shape, dtype=bool)
     failed[..., 9] = True
-    bic = np.full(shape, 500.0)
-    bic[..., 9] = -1e6
     means_rmse = np.broadcast_to(0.1 * k_start, shape).copy()
     means_rmse[..., 5:9] = 1.0
 
@@ -155,6 +155,9 @@ def toy_results(with_hmm: bool = False) -> xr.Dataset:
     for replicate, chosen in SELECTED.items():
         for index, k in enumerate(KS):
             fit_bic[:, :, index, :, :, replicate, :] = 200.0 + 10.0 * abs(k - chosen)
+    bic = np.full(shape, 500.0)
+    bic[..., :5] = fit_bic[..., None]
+    bic[..., 9] = -1e6
     fit_failed = np.zeros(cell_shape, dtype=bool)
     where = (slice(None), slice(None), KS.index(FAILED_FIT["n_components"]), slice(None),
              slice(None), REPLICATES.index(FAILED_FIT["replicate"]), slice(None))

@@ -207,3 +207,19 @@ def test_initial_parameters_same_with_and_without_kernels(monkeypatch, method):
     slow = init.initial_parameters(X, 4, "full", 6, method, np.random.default_rng(4))
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_kmeans_plusplus_seeds_are_rows_and_spread_over_separated_clusters():
+    """Property of k-means++ (Arthur & Vassilvitskii 2007), not a comparison with an older
+    implementation: every seed is a data row, and with three tight clusters 100 standard
+    deviations apart the D^2 sampling puts the K = 3 seeds in three different clusters (a
+    second seed in an occupied cluster has probability below 1e-3 per draw here)."""
+    rng = np.random.default_rng(5)
+    centres = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]])
+    X = np.vstack([c + rng.normal(0, 1, (200, 2)) for c in centres])
+    seeds = init.kmeans_plusplus(X, 3, 50, np.random.default_rng(1))
+    assert seeds.shape == (50, 3, 2)
+    rows = {tuple(row) for row in X}
+    assert all(tuple(seed) in rows for seed in seeds.reshape(-1, 2))
+    cluster = np.argmin(((seeds[:, :, None, :] - centres) ** 2).sum(-1), axis=-1)  # (50, 3)
+    assert all(len(set(row)) == 3 for row in cluster)

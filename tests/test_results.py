@@ -1,125 +1,88 @@
-"""Unit tests of the workflow's glue (em_lib.experiment) and results (em_lib.results), without
-Snakemake jobs: seeds, design, config checks, data / masks / fits, xarray assembly and netCDF."""
+"""Unit tests of the study layer's glue, without Snakemake: seeds (em_lib.study.seeds), the
+sweep design (design), config checks (config; the full bad-config matrix is in
+test_config.py), data / masks / fit jobs (jobs, evaluation) and the labelled aggregate with its
+netCDF round trip (results)."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 import yaml
+from helpers_study import (
+    BLOBS,
+    TABLE_EMPTY,
+    TABLE_ROWS,
+    tiny_config,
+    tiny_study,
+    write_table,
+)
 
-from em_lib import experiment as exp
-from em_lib import results
+from em_lib import GaussianMixture
+from em_lib.data import available_datasets, load_dataset
 from em_lib.numerics.gaussian import impute_mixture
+from em_lib.numerics.init import start_kinds
+from em_lib.study import config as study_config
+from em_lib.study import design, evaluation, jobs, results
+from em_lib.study.seeds import SEED_SCHEME, format_rate, seed_key, seed_sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def validated(config):
-    """The config as the workflow sees it: validated against the schema, defaults filled."""
-    from snakemake.utils import validate
-
-    config = copy.deepcopy(config)
-    validate(config, str(SCHEMA))
-    return config
-
-
-def small_config(**sweep):
-    config = {
-        "root_seed": 3,
-        "datasets": {
-            "blobs": {
-                "kind": "gaussian_mixture",
-                "n_samples": 120,
-                "n_features": 2,
-                "n_components": 2,
-                "separation": 4.0,
-            }
-        },
-        "sweep": {
-            "model": ["diag"],
-            "n_components": [2],
-            "mechanism": ["MCAR"],
-            "missing_rate": [0.2],
-            **sweep,
-        },
-        "fit": {"n_init": 4, "starts_per_job": 2, "max_iter": 50},
-    }
-    return validated(config)
-
-
-def fit_settings(config, **changes):
-    return {**config["fit"], **changes}
-
-
-def run_job(config, data, mask, job, **fit_changes):
-    return exp.fit_job(
-        data,
-        mask,
-        job,
-        fit_settings=fit_settings(config, **fit_changes),
-        hmm_settings=config["hmm"],
-        methods=config["sweep"]["method"],
-        root_seed=config["root_seed"],
-    )
-
-
 @pytest.fixture(scope="module")
-def blobs():
-    config = small_config()
-    data = exp.prepare_dataset("blobs", config["datasets"]["blobs"], config["root_seed"])
-    mask = exp.make_mask(
-        data["X"],
-        dataset="blobs",
-        mechanism="MCAR",
-        missing_rate=0.2,
-        replicate=0,
-        root_seed=config["root_seed"],
-        strength=2.0,
-    )["mask"]
-    return config, data, mask
+def study():
+    return tiny_study()
 
 
-# --------------------------------------------------------------------------------- seeds
+def mcar_job(dataset):
+    return design.MaskJob(dataset, "MCAR", 0.2, 0)
+
+
+def record(records, job):
+    """The arrays of ``job`` among ``(labels, arrays)`` records."""
+    return next(arrays for labels, arrays in records if labels == job.labels)
+
+
+# ------------------------------------------------------------------------------------ seeds
 
 
 def test_seed_key_is_sha256_of_sorted_json_labels():
-    labels = {"dataset": "blobs", "missing_rate": 0.1, "replicate": 2}
     text = json.dumps(
         ["mask", [["dataset", "blobs"], ["missing_rate", 0.1], ["replicate", 2]]],
         separators=(",", ":"),
     )
     digest = hashlib.sha256(text.encode()).digest()
     expected = tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
-    assert exp.seed_key("mask", **labels) == expected
-    assert exp.seed_key("mask", replicate=2, missing_rate=0.1, dataset="blobs") == expected
+    assert seed_key("mask", dataset="blobs", missing_rate=0.1, replicate=2) == expected
+    assert seed_key("mask", replicate=2, missing_rate=0.1, dataset="blobs") == expected
 
 
 def test_seed_key_separates_purposes_values_and_types():
     keys = {
-        exp.seed_key("mask", dataset="a", replicate=0),
-        exp.seed_key("init", dataset="a", replicate=0),
-        exp.seed_key("mask", dataset="a", replicate=1),
-        exp.seed_key("mask", dataset="b", replicate=0),
-        exp.seed_key("mask", dataset="a", replicate="0"),
+        seed_key("mask", dataset="a", replicate=0),
+        seed_key("init", dataset="a", replicate=0),
+        seed_key("mask", dataset="a", replicate=1),
+        seed_key("mask", dataset="b", replicate=0),
+        seed_key("mask", dataset="a", replicate="0"),
     }
     assert len(keys) == 5
-    assert exp.seed_key("x", rate=np.float64(0.1), k=np.int64(3)) == exp.seed_key(
-        "x", rate=0.1, k=3
-    )
+    assert seed_key("x", rate=np.float64(0.1), k=np.int64(3)) == seed_key("x", rate=0.1, k=3)
+    with pytest.raises(TypeError, match="seed labels must be str, int or float"):
+        seed_key("x", rate=[0.1])
 
 
 def test_seed_key_does_not_depend_on_python_hash_seed():
-    code = "from em_lib.experiment import seed_key; print(seed_key('init', dataset='a', init=3))"
+    code = ("from em_lib.study.seeds import seed_key; "
+            "print(seed_key('init', dataset='a', missing_rate=0.1, replicate=3))")
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],
@@ -127,72 +90,91 @@ def test_seed_key_does_not_depend_on_python_hash_seed():
             text=True,
             check=True,
             env={**os.environ, "PYTHONHASHSEED": seed},
-        ).stdout
+        ).stdout.strip()
         for seed in ("1", "12345")
     }
-    assert len(outputs) == 1
+    assert outputs == {str(seed_key("init", dataset="a", missing_rate=0.1, replicate=3))}
 
 
 def test_seed_sequence_uses_root_seed_and_key():
-    seq = exp.seed_sequence(7, "data", dataset="a", seed=0)
+    seq = seed_sequence(7, "data", dataset="a", seed=0)
     assert seq.entropy == 7
-    assert seq.spawn_key == exp.seed_key("data", dataset="a", seed=0)
+    assert seq.spawn_key == seed_key("data", dataset="a", seed=0)
     assert (
-        exp.seed_sequence(8, "data", dataset="a", seed=0).generate_state(2).tolist()
+        seed_sequence(8, "data", dataset="a", seed=0).generate_state(2).tolist()
         != seq.generate_state(2).tolist()
     )
 
 
 def test_format_rate_round_trips_through_wildcards():
     for rate in (0.1, 0.3, 0.05, 1e-05, 0.0):
-        assert float(exp.format_rate(rate)) == rate
-    job = exp.FitJob("a", "full", 3, "MAR", 0.1, 2, 1)
-    assert exp.FitJob.from_wildcards(job.wildcards) == job
+        assert float(format_rate(rate)) == rate
+    job = design.MaskJob("a", "MAR", 0.1, 2)
+    assert job.wildcards == {"dataset": "a", "mechanism": "MAR", "missing_rate": "0.1",
+                             "replicate": "2"}
+    assert design.MaskJob.from_wildcards(job.wildcards) == job
 
 
-# -------------------------------------------------------------------------------- design
+# ----------------------------------------------------------------------------------- design
 
 
-def test_chunk_bounds_cover_every_start_once():
-    assert exp.chunk_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
-    assert exp.chunk_bounds(3, 8) == [(0, 3)]
-
-
-def test_design_counts_jobs_and_pairs_none_with_rate_zero():
-    config = small_config(
-        mechanism=["none", "MCAR", "MAR"],
-        missing_rate=[0.0, 0.1, 0.3],
-        n_components=[2, 3],
-        replicate=[0, 1],
-    )
-    design = exp.design(config)
-    pairs = exp.mechanism_rate_pairs(config)
+def test_mask_jobs_pair_none_with_rate_zero_only():
+    config = tiny_config({"sweep": {"mechanism": ["none", "MCAR", "MAR"],
+                                    "missing_rate": [0.0, 0.1, 0.3], "replicate": [0, 1]}})
+    pairs = design.mechanism_rate_pairs(config)
     assert pairs == [("none", 0.0), ("MCAR", 0.1), ("MCAR", 0.3), ("MAR", 0.1), ("MAR", 0.3)]
-    assert len(design["mask_jobs"]) == 5 * 2
-    assert len(design["fit_jobs"]) == 1 * 2 * 5 * 2 * 2  # model, K, pairs, replicate, chunk
-    assert len(set(design["fit_jobs"])) == len(design["fit_jobs"])
-    assert design["coords"]["init"] == [0, 1, 2, 3]
-    assert design["coords"]["iteration"][-1] == config["fit"]["max_iter"]
+    mask_jobs = design.mask_jobs(config)
+    assert mask_jobs == [design.MaskJob("blobs", mechanism, rate, replicate)
+                         for mechanism, rate in pairs for replicate in (0, 1)]
+    assert len(set(mask_jobs)) == len(mask_jobs) == 5 * 2
+
+
+def test_coordinates_follow_the_config():
+    config = tiny_config({"fit": {"n_init": 4, "max_iter": 7},
+                          "sweep": {"method": ["em", "mean_impute"]}})
+    coords = design.coordinates(config)
+    assert coords["dataset"] == ["blobs"]
+    assert coords["model"] == ["full", "diag"]
+    assert coords["n_components"] == [1, 2]
+    assert coords["mechanism"] == ["none", "MCAR"] and coords["missing_rate"] == [0.0, 0.2]
+    assert coords["method"] == ["em", "mean_impute"]
+    assert coords["init"] == [0, 1, 2, 3]
+    assert coords["iteration"] == list(range(1, 8))
 
 
 def test_hmm_model_only_for_sequence_data():
-    config = validated(
-        {
-            "datasets": {"blobs": {"kind": "gaussian_mixture"}, "seq": {"kind": "hmm_sequences"}},
-            "sweep": {"model": ["diag"]},
-            "hmm": {"enabled": True},
-        }
-    )
-    assert exp.dataset_models(config, "blobs") == ["diag"]
-    assert exp.dataset_models(config, "seq") == ["diag", "hmm"]
+    seq = {"kind": "hmm_sequences", "n_sequences": 3, "sequence_length": 20}
+    config = tiny_config({"datasets": {"seq": seq}, "sweep": {"model": ["diag"]},
+                          "hmm": {"enabled": True}})
+    assert design.model_coordinate(config) == ["diag", "hmm"]
+    assert design.dataset_models(config, "blobs") == ["diag"]
+    assert design.dataset_models(config, "seq") == ["diag", "hmm"]
     config["datasets"]["seq"]["models"] = ["hmm"]
-    assert exp.dataset_models(config, "seq") == ["hmm"]
+    assert design.dataset_models(config, "seq") == ["hmm"]
     config["hmm"]["enabled"] = False
-    assert exp.dataset_models(config, "seq") == []
-    assert exp.model_coordinate(config) == ["diag"]
+    assert design.dataset_models(config, "seq") == []
+    assert design.model_coordinate(config) == ["diag"]
 
 
-# ------------------------------------------------------------------------ schema + checks
+def test_image_damage_and_delta_target_defaults():
+    seq = {"kind": "hmm_sequences", "n_sequences": 3, "sequence_length": 20}
+    config = tiny_config({"datasets": {"seq": seq},
+                          "sweep": {"mechanism": ["none", "MAR", "MCAR"],
+                                    "missing_rate": [0.0, 0.1, 0.3], "replicate": [3, 1]}})
+    # the first mechanism other than none, at its largest rate, first replicate
+    assert design.image_damage(config) == design.MaskJob("", "MAR", 0.3, 3)
+    target = design.delta_target(config)
+    assert target["dataset"] == "blobs"  # the first simulated mixture, not the sequences
+    assert (target["mechanism"], target["missing_rate"], target["replicate"]) == ("MAR", 0.3, 3)
+    assert target["n_components"] == [1, 2] and target["model"] == "full"
+    config["sensitivity"]["delta"].update(mechanism="MCAR", missing_rate=0.1)
+    target = design.delta_target(config)
+    assert (target["mechanism"], target["missing_rate"]) == ("MCAR", 0.1)
+    only_none = tiny_config({"sweep": {"mechanism": ["none"], "missing_rate": [0.0]}})
+    assert design.image_damage(only_none) == design.MaskJob("", "none", 0.0, 0)
+
+
+# ------------------------------------------------------------------------- schema + checks
 
 
 def walk_properties(schema, path=""):
@@ -212,126 +194,89 @@ def test_every_schema_key_has_a_description_and_objects_are_closed():
     assert schema["additionalProperties"] is False
 
 
-def test_default_config_validates_and_passes_checks():
-    config = validated(yaml.safe_load((ROOT / "config.yaml").read_text()))
-    exp.check_config(config)
-    design = exp.design(config)
-    assert len(design["fit_jobs"]) <= 60
+def test_default_config_completes_and_passes_checks():
+    config = study_config.complete_config(yaml.safe_load((ROOT / "config.yaml").read_text()))
+    assert config["report"]["method"] == "em"  # a default filled in
+    assert len(design.mask_jobs(config)) == 3 * len(design.mechanism_rate_pairs(config))
 
 
 def test_schema_fills_kind_specific_defaults():
-    config = validated(
-        {
-            "datasets": {
-                "g": {"kind": "gaussian_mixture"},
-                "h": {"kind": "hmm_sequences"},
-                "t": {"kind": "table", "path": "x.csv"},
-            }
-        }
-    )
+    config = tiny_config({"datasets": {"g": {"kind": "gaussian_mixture"},
+                                       "h": {"kind": "hmm_sequences"}}})
     assert config["datasets"]["g"]["n_samples"] == 500
     assert "n_sequences" not in config["datasets"]["g"]
     assert config["datasets"]["h"]["self_transition"] == 0.9
-    assert config["datasets"]["t"]["columns"] is None
-    assert config["fit"]["n_init"] == 8 and config["hmm"]["enabled"] is False
+    assert config["fit"]["init_params"] == "auto" and config["fit"]["reg_covar"] == 1e-6
 
 
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
-        ({"fit": {"n_inits": 3}}, "n_inits"),
-        ({"fit": {"max_iter": "many"}}, "not of type 'integer'"),
-        ({"sweep": {"missing_rate": [1.0]}}, "greater than or equal to the maximum of 1"),
-        ({"sweep": {"mechanism": ["MBAR"]}}, "'MBAR' is not one of"),
-        ({"datasets": {"g": {"kind": "gaussian_mixture", "path": "x.csv"}}}, "'path'"),
-        ({"datasets": {"g": {"kind": "cloud"}}}, "'cloud' is not one of"),
+        ({"fit": {"n_inits": 3}}, "'n_inits' was unexpected"),
+        ({"sweep": {"dataset": ["nope"]}}, "sweep.dataset: unknown dataset 'nope'"),
+        ({"sweep": {"mechanism": ["none"], "missing_rate": [0.1]}},
+         "'none' needs missing_rate 0"),
+        ({"sweep": {"mechanism": ["MCAR"], "missing_rate": [0.0]}}, "rate 0 is only run"),
+        ({"datasets": {"blobs": {"models": ["hmm"]}}, "hmm": {"enabled": True}},
+         "model 'hmm' needs sequence data"),
     ],
 )
-def test_schema_rejects(change, needle):
-    from snakemake.exceptions import WorkflowError
-
-    config = {"datasets": {"g": {"kind": "gaussian_mixture"}}, **change}
-    with pytest.raises(WorkflowError) as info:
-        validated(config)
+def test_config_errors_name_the_problem(change, needle):
+    with pytest.raises(study_config.ConfigError) as info:
+        tiny_config(change)
     assert needle in str(info.value)
 
 
-def test_check_config_names_the_problem(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "bad.csv").write_text("a,b,label\n1,2,x\n3,oops,y\n")
-    (tmp_path / "good.csv").write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n")
-    cases = [
-        ({"sweep": {"dataset": ["nope"]}}, "sweep.dataset: unknown dataset 'nope'"),
-        (
-            {"datasets": {"g": {"kind": "bundled", "name": "irises"}}},
-            "datasets.g.name: unknown bundled dataset 'irises'",
-        ),
-        (
-            {"datasets": {"g": {"kind": "table", "path": "missing.csv"}}},
-            "datasets.g.path: file not found: missing.csv",
-        ),
-        (
-            {"datasets": {"g": {"kind": "table", "path": "bad.csv", "label_column": "label"}}},
-            "column 'b' is not numeric",
-        ),
-        (
-            {"datasets": {"g": {"kind": "table", "path": "good.csv", "columns": ["a", "c"]}}},
-            "column 'c' not found",
-        ),
-        ({"sweep": {"mechanism": ["none"], "missing_rate": [0.1]}}, "'none' needs missing_rate 0"),
-        ({"sweep": {"mechanism": ["MCAR"], "missing_rate": [0.0]}}, "rate 0 is only run"),
-        ({"sweep": {"mechanism": ["MAR"], "missing_rate": [0.9]}}, "not achievable"),
-        (
-            {
-                "datasets": {"g": {"kind": "gaussian_mixture", "models": ["hmm"]}},
-                "hmm": {"enabled": True},
-            },
-            "model 'hmm' needs sequence data",
-        ),
-    ]
-    for change, needle in cases:
-        config = validated({"datasets": {"g": {"kind": "gaussian_mixture"}}, **change})
-        with pytest.raises(exp.ConfigError, match=None) as info:
-            exp.check_config(config)
-        assert needle in str(info.value), (change, str(info.value))
+# ---------------------------------------------------------------------------- data and masks
 
 
-def test_check_config_when_hmm_core_is_missing(monkeypatch):
-    config = validated({"datasets": {"s": {"kind": "hmm_sequences"}}, "hmm": {"enabled": True}})
-    monkeypatch.setattr(exp, "hmm_available", lambda: (False, "ImportError: no module"))
-    with pytest.raises(exp.ConfigError, match="hmm.enabled: the HMM core"):
-        exp.check_config(config)
+def test_prepare_simulated_data_is_reproducible_and_keeps_truth():
+    mixture = jobs.prepare_dataset("g", BLOBS, 3)
+    assert mixture["X"].shape == (80, 2) and mixture["true_means"].shape == (2, 2)
+    assert int(mixture["true_n_components"]) == BLOBS["n_components"]
+    assert mixture["feature_names"].tolist() == ["x0", "x1"]
+    assert np.array_equal(mixture["X"], jobs.prepare_dataset("g", BLOBS, 3)["X"])
+    # the name and the root seed are part of the stream
+    assert not np.array_equal(mixture["X"], jobs.prepare_dataset("h", BLOBS, 3)["X"])
+    assert not np.array_equal(mixture["X"], jobs.prepare_dataset("g", BLOBS, 4)["X"])
 
-
-# ------------------------------------------------------------------------ data and masks
-
-
-def test_prepare_dataset_kinds(tmp_path, monkeypatch):
-    mixture = exp.prepare_dataset("g", small_config()["datasets"]["blobs"], 3)
-    assert mixture["X"].shape == (120, 2) and mixture["true_means"].shape == (2, 2)
-    again = exp.prepare_dataset("g", small_config()["datasets"]["blobs"], 3)
-    assert np.array_equal(mixture["X"], again["X"])
-    other = exp.prepare_dataset("h", small_config()["datasets"]["blobs"], 3)
-    assert not np.array_equal(mixture["X"], other["X"])  # the name is part of the stream
-
-    seq_spec = validated(
-        {"datasets": {"s": {"kind": "hmm_sequences", "n_sequences": 3, "sequence_length": 20}}}
-    )["datasets"]["s"]
-    seq = exp.prepare_dataset("s", seq_spec, 3)
+    seq_spec = tiny_config({"datasets": {"s": {"kind": "hmm_sequences", "n_sequences": 3,
+                                               "sequence_length": 20}}})["datasets"]["s"]
+    seq = jobs.prepare_dataset("s", seq_spec, 3)
     assert seq["lengths"].tolist() == [20, 20, 20]
     assert seq["true_transmat"].shape == (3, 3)
-    assert np.isclose(seq["true_weights"].sum(), 1.0)
+    # occupancy: the share of steps in each state
+    expected = np.bincount(seq["labels"], minlength=3) / 60
+    np.testing.assert_array_equal(seq["true_weights"], expected)
 
-    iris = exp.prepare_dataset("iris", {"kind": "bundled", "name": "iris"}, 3)
+
+def test_prepare_bundled_data_sets():
+    iris = jobs.prepare_dataset("iris", {"kind": "bundled", "name": "iris"}, 3)
     assert iris["X"].shape == (150, 4) and iris["labels"].max() == 2
+    assert "airquality" in available_datasets()
+    air = jobs.prepare_dataset("air", {"kind": "bundled", "name": "airquality"}, 3)
+    assert air["X"].shape[0] == 153
+    assert np.isnan(air["X"]).any()  # its own missing values are kept
+    assert "true_n_components" not in air
 
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "t.csv").write_text("a,b,label\n1,2,x\n,4,y\n5,6,x\n")
-    table = exp.prepare_dataset(
-        "t", {"kind": "table", "path": "t.csv", "columns": None, "label_column": "label"}, 3
-    )
-    assert table["X"].tolist() == [[1.0, 2.0], [5.0, 6.0]]  # incomplete rows dropped
-    assert table["labels"].tolist() == [0, 0]
+
+def test_prepare_table_keeps_rows_with_empty_cells(tmp_path):
+    path = write_table(tmp_path / "t.csv")
+    spec = {"kind": "table", "path": str(path), "columns": None, "label_column": "label"}
+    table = jobs.prepare_dataset("t", spec, 3)
+    assert table["X"].shape == (TABLE_ROWS, 3)
+    assert table["feature_names"].tolist() == ["a", "b", "c"]
+    assert sorted(zip(*np.nonzero(np.isnan(table["X"])), strict=True)) == sorted(TABLE_EMPTY)
+    assert table["labels"].tolist() == [0] * (TABLE_ROWS // 2) + [1] * (TABLE_ROWS // 2)
+
+
+def test_prepare_table_drops_only_rows_with_nothing_observed(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b\n1,\n,\n3,4\n")
+    spec = {"kind": "table", "path": str(tmp_path / "t.csv"), "columns": None,
+            "label_column": None}
+    with pytest.warns(UserWarning):
+        table = jobs.prepare_dataset("t", spec, 0)
+    np.testing.assert_array_equal(table["X"], [[1.0, np.nan], [3.0, 4.0]])
 
 
 def test_prepare_dataset_from_parquet(tmp_path):
@@ -343,245 +288,347 @@ def test_prepare_dataset_from_parquet(tmp_path):
         path
     )
     spec = {"kind": "table", "path": str(path), "columns": ["b", "a"], "label_column": "y"}
-    arrays = exp.prepare_dataset("t", spec, 0)
-    assert arrays["X"].tolist() == [[4.0, 1.0], [6.0, 3.0]]
-    assert arrays["feature_names"].tolist() == ["b", "a"] and arrays["labels"].tolist() == [0, 0]
+    arrays = jobs.prepare_dataset("t", spec, 0)
+    np.testing.assert_array_equal(arrays["X"], [[4.0, 1.0], [np.nan, 2.0], [6.0, 3.0]])
+    assert arrays["feature_names"].tolist() == ["b", "a"]
+    assert arrays["labels"].tolist() == [0, 1, 0]
 
 
-def test_make_mask_is_reproducible_and_exact(blobs):
-    config, data, mask = blobs
-    again = exp.make_mask(
-        data["X"],
-        dataset="blobs",
-        mechanism="MCAR",
-        missing_rate=0.2,
-        replicate=0,
-        root_seed=config["root_seed"],
-        strength=2.0,
-    )
-    assert np.array_equal(mask, again["mask"])
-    assert again["realised_rate"] == mask.sum() / mask.size == 0.2
-    other = exp.make_mask(
-        data["X"],
-        dataset="blobs",
-        mechanism="MCAR",
-        missing_rate=0.2,
-        replicate=1,
-        root_seed=config["root_seed"],
-        strength=2.0,
-    )["mask"]
-    assert not np.array_equal(mask, other)
+def test_make_mask_is_reproducible_and_exact():
+    X = jobs.prepare_dataset("blobs", BLOBS, 5)["X"]
+    job = mcar_job("blobs")
+    first = jobs.make_mask(X, job, root_seed=5, strength=2.0)
+    again = jobs.make_mask(X, job, root_seed=5, strength=2.0)
+    assert np.array_equal(first["mask"], again["mask"])
+    n_masked = round(0.2 * X.size)
+    assert first["mask"].sum() == n_masked
+    assert first["realised_rate"] == first["total_missing_rate"] == n_masked / X.size
+    other = jobs.make_mask(X, design.MaskJob("blobs", "MCAR", 0.2, 1), root_seed=5,
+                           strength=2.0)
+    assert not np.array_equal(first["mask"], other["mask"])
+    none = jobs.make_mask(X, design.MaskJob("blobs", "none", 0.0, 0), root_seed=5,
+                          strength=2.0)
+    assert not none["mask"].any() and none["realised_rate"] == 0.0
+
+
+def test_make_mask_on_data_with_own_missing_values():
+    X = load_dataset("airquality").X
+    own = np.isnan(X)
+    assert own.any()
+    result = jobs.make_mask(X, mcar_job("air"), root_seed=5, strength=2.0)
+    mask = result["mask"]
+    assert not (mask & own).any()  # only observed entries are masked
+    n_masked = round(0.2 * X.size)
+    assert mask.sum() == n_masked and result["realised_rate"] == n_masked / X.size
+    assert result["total_missing_rate"] == pytest.approx((own.sum() + n_masked) / X.size,
+                                                         rel=1e-12)
 
 
 def test_save_and_load_arrays(tmp_path):
     arrays = {"a": np.arange(3), "s": np.array(["x", ""])}
-    exp.save_arrays(tmp_path / "f.npz", arrays)
-    loaded = exp.load_arrays(tmp_path / "f.npz")
+    jobs.save_arrays(tmp_path / "f.npz", arrays)
+    loaded = jobs.load_arrays(tmp_path / "f.npz")
     assert loaded["a"].tolist() == [0, 1, 2] and loaded["s"].tolist() == ["x", ""]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npz"]  # no temporary file left
 
 
 def test_training_data_methods():
     X = np.array([[1.0, np.nan], [2.0, 3.0], [np.nan, 5.0], [4.0, 7.0], [5.0, 9.0]])
-    em, _ = exp.training_data(X, None, "em")
+    em, _ = jobs.training_data(X, None, "em")
     assert em is X
-    cc, _ = exp.training_data(X, None, "complete_case")
+    cc, _ = jobs.training_data(X, None, "complete_case")
     assert cc.tolist() == [[2.0, 3.0], [4.0, 7.0], [5.0, 9.0]]
-    mi, _ = exp.training_data(X, None, "mean_impute")
+    mi, _ = jobs.training_data(X, None, "mean_impute")
     assert mi[0, 1] == pytest.approx(6.0) and mi[2, 0] == pytest.approx(3.0)
-    cc, lengths = exp.training_data(X, np.array([2, 3]), "complete_case", min_length=2)
+    cc, lengths = jobs.training_data(X, np.array([2, 3]), "complete_case", min_length=2)
     assert lengths.tolist() == [2] and cc.tolist() == [[4.0, 7.0], [5.0, 9.0]]
+    with pytest.raises(ValueError, match="method must be one of"):
+        jobs.training_data(X, None, "median_impute")
 
 
-# -------------------------------------------------------------------------------- fitting
+# ------------------------------------------------------------------------------------- fits
 
 
-def test_fit_job_shapes_and_method_consistency(blobs):
-    config, data, mask = blobs
-    job = exp.FitJob("blobs", "diag", 2, "MCAR", 0.2, 0, 1)
-    out = run_job(config, data, mask, job)
-    assert out["init"].tolist() == [2, 3]
-    assert out["method"].tolist() == ["em", "complete_case", "mean_impute"]
-    for name in exp.PER_INIT_VARIABLES:
-        assert out[name].shape == (3, 2), name
-    assert out["trace"].shape == (3, 2, config["fit"]["max_iter"])
-    assert out["n_rows_used"].tolist() == [120, int((~mask.any(1)).sum()), 120]
-    assert not out["failed"].any()
-    # em is fitted to the masked data itself: its evaluation equals its training objective
-    np.testing.assert_allclose(out["log_likelihood"][0], out["train_log_likelihood"][0], rtol=1e-10)
-    assert np.all(out["log_likelihood"][0] >= out["log_likelihood"][1:].max(0) - 1e-6)
-    assert np.all(out["bic"] > out["aic"])  # log(120) > 2
-    assert np.all(out["icl"] >= out["bic"])
-    assert np.all((out["ari"] > 0.5) & (out["ari"] <= 1))
-    assert np.isfinite(out["imputation_rmse"]).all() and np.isnan(out["transmat_abs_error"]).all()
-    for trace, n_iter in zip(out["trace"][0], out["n_iter"][0], strict=True):
+def test_fit_job_shapes(study):
+    config, _, data, fits, _ = study
+    n_init, max_iter = config["fit"]["n_init"], config["fit"]["max_iter"]
+    for labels, out in fits:
+        models = design.dataset_models(config, labels["dataset"])
+        shape = (len(models), 2, 3)  # (model, K, method)
+        d = data[labels["dataset"]]["X"].shape[1]
+        assert out["model"].tolist() == models
+        assert out["n_components"].tolist() == [1, 2]
+        assert out["method"].tolist() == ["em", "complete_case", "mean_impute"]
+        assert out["fit_log_likelihood"].shape == shape
+        assert out["start_log_likelihood"].shape == (*shape, n_init)
+        assert out["trace"].shape == (*shape, n_init, max_iter)
+        assert out["nested_origin"].shape == (*shape, jobs.N_NESTED)
+        assert out["weights"].shape == (*shape, 2)
+        assert out["means"].shape == (*shape, 2, d)
+        assert out["covariances"].shape == (*shape, 2, d, d)
+        assert not out["fit_failed"].any() and not out["start_failed"].any()
+        # K = 1 fills the first component slot only
+        np.testing.assert_array_equal(out["weights"][:, 0, :, 0], 1.0)
+        assert np.isnan(out["weights"][:, 0, :, 1]).all()
+
+
+@pytest.mark.parametrize("dataset", ["blobs", "air"])
+def test_fitted_models_equal_the_estimator(study, dataset):
+    """Method em: the fitted model of every (model, K) cell is what GaussianMixture with
+    nested starts and the mask's "init" SeedSequence returns on the damaged data."""
+    config, _, data, fits, masks = study
+    job = mcar_job(dataset)
+    out = record(fits, job)
+    mask = record(masks, job)["mask"]
+    X_obs = np.where(mask, np.nan, data[dataset]["X"])
+    assert mask.any() and (dataset == "blobs" or (np.isnan(X_obs) & ~mask).any())
+    fit, e = config["fit"], out["method"].tolist().index("em")
+    for m, model in enumerate(out["model"].tolist()):
+        for k, n_components in enumerate(out["n_components"].tolist()):
+            estimator = GaussianMixture(
+                n_components, covariance_type=model, n_init=fit["n_init"],
+                init_params=fit["init_params"], nested_starts=True, tol=fit["tol"],
+                max_iter=fit["max_iter"], reg_covar=fit["reg_covar"],
+                random_state=seed_sequence(config["root_seed"], "init", **job.labels),
+            ).fit(X_obs)
+            cell = (m, k, e)
+            np.testing.assert_allclose(out["weights"][cell][:n_components],
+                                       estimator.weights_, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(out["means"][cell][:n_components], estimator.means_,
+                                       rtol=1e-12, atol=1e-12)
+            assert out["fit_n_iter"][cell] == estimator.n_iter_
+
+
+def test_baselines_equal_the_estimator_on_their_training_data(study):
+    config, _, data, fits, masks = study
+    job = mcar_job("blobs")
+    out = record(fits, job)
+    mask = record(masks, job)["mask"]
+    X_obs = np.where(mask, np.nan, data["blobs"]["X"])
+    fit = config["fit"]
+    m, k = out["model"].tolist().index("full"), 1  # K = 2
+    for e, method in enumerate(out["method"].tolist()):
+        X_train, _ = jobs.training_data(X_obs, None, method)
+        assert out["n_rows_used"][m, k, e] == X_train.shape[0]
+        estimator = GaussianMixture(
+            2, covariance_type="full", n_init=fit["n_init"], nested_starts=True,
+            tol=fit["tol"], max_iter=fit["max_iter"], reg_covar=fit["reg_covar"],
+            random_state=seed_sequence(config["root_seed"], "init", **job.labels),
+        ).fit(X_train)
+        np.testing.assert_allclose(out["means"][m, k, e][:2], estimator.means_, rtol=1e-12,
+                                   atol=1e-12)
+    assert out["n_rows_used"][m, k].tolist() == [80, int((~mask.any(1)).sum()), 80]
+
+
+def test_fit_job_measures_are_consistent(study):
+    config, _, _, fits, _ = study
+    out = record(fits, mcar_job("blobs"))
+    em = out["method"].tolist().index("em")
+    # em is fitted to the damaged data itself: its evaluation equals its training objective
+    np.testing.assert_allclose(out["start_log_likelihood"][:, :, em],
+                               out["start_train_log_likelihood"][:, :, em], rtol=1e-10)
+    np.testing.assert_allclose(out["fit_log_likelihood"][:, :, em],
+                               out["fit_train_log_likelihood"][:, :, em], rtol=1e-10)
+    # the fitted model (best start, nested starts included, polished) is at least as good as
+    # every random start, and em maximises the damaged data's likelihood: the baselines'
+    # parameters score no higher on it
+    best_random = out["start_log_likelihood"][:, :, em].max(-1)
+    assert np.all(out["fit_log_likelihood"][:, :, em] >= best_random - 1e-9 * abs(best_random))
+    assert np.all(out["fit_log_likelihood"][:, :, em][..., None]
+                  >= out["fit_log_likelihood"] - 1e-6)
+    assert np.all(out["fit_bic"] > out["fit_aic"])  # log(80) > 2
+    assert np.all(out["fit_icl"] >= out["fit_bic"])
+    assert np.all(out["start_bic"] > out["start_aic"])
+    assert np.isfinite(out["fit_imputation_rmse"]).all()
+    assert np.isnan(out["fit_transmat_abs_error"]).all()
+    # every random start's kind, in start order
+    kinds = start_kinds(config["fit"]["init_params"], config["fit"]["n_init"])
+    assert (out["start_kind"] == np.array(kinds)).all()
+    for trace, n_iter in zip(out["trace"][:, :, em].reshape(-1, config["fit"]["max_iter"]),
+                             out["start_n_iter"][:, :, em].ravel(), strict=True):
         assert np.isfinite(trace[:n_iter]).all() and np.isnan(trace[n_iter:]).all()
         assert np.all(np.diff(trace[:n_iter]) >= -1e-12)  # EM never decreases the objective
 
 
-def test_fit_job_is_deterministic_and_independent_of_chunking(blobs):
-    config, data, mask = blobs
-    whole = run_job(
-        config, data, mask, exp.FitJob("blobs", "diag", 2, "MCAR", 0.2, 0, 0), starts_per_job=4
-    )
-    again = run_job(
-        config, data, mask, exp.FitJob("blobs", "diag", 2, "MCAR", 0.2, 0, 0), starts_per_job=4
-    )
-    for name in (*exp.PER_INIT_VARIABLES, "trace"):
-        assert np.array_equal(whole[name], again[name], equal_nan=whole[name].dtype.kind == "f")
-    halves = [
-        run_job(config, data, mask, exp.FitJob("blobs", "diag", 2, "MCAR", 0.2, 0, c))
-        for c in (0, 1)
-    ]
-    assert np.array_equal(np.concatenate([h["init"] for h in halves]), whole["init"])
-    for name in ("log_likelihood", "bic", "ari", "imputation_rmse"):
-        joined = np.concatenate([h[name] for h in halves], axis=1)
-        np.testing.assert_allclose(joined, whole[name], rtol=1e-9)
-    assert np.array_equal(np.concatenate([h["n_iter"] for h in halves], axis=1), whole["n_iter"])
+def test_nested_starts_are_labelled_by_their_origin(study):
+    _, _, _, fits, _ = study
+    out = record(fits, mcar_job("blobs"))
+    models = out["model"].tolist()
+    full, diag = models.index("full"), models.index("diag")
+    assert set(out["nested_origin"][full, 1, 0]) == {"nested:diag", "nested:tied", "split:K=1",
+                                                     "epsilon:K=1"}
+    assert out["nested_origin"][diag, 0, 0].tolist() == ["nested:spherical", "", "", ""]
+    used = out["nested_origin"] != ""
+    assert np.isfinite(out["nested_log_likelihood"][used]).all()
+    assert np.isnan(out["nested_log_likelihood"][~used]).all()
+    origins = set(out["fit_origin"].ravel())
+    assert origins <= set(out["start_kind"].ravel()) | set(out["nested_origin"].ravel())
 
 
-def test_fit_job_records_methods_that_cannot_fit(blobs):
-    config, data, mask = blobs
-    heavy = np.zeros_like(mask)
-    heavy[:, 1] = True  # no complete row left
-    heavy[0, 1] = False
-    out = run_job(config, data, heavy, exp.FitJob("blobs", "diag", 2, "MCAR", 0.2, 0, 0))
-    assert out["failed"][1].all() and not out["failed"][0].any()
-    assert "complete_case: 1 rows to fit" in out["failure_reason"][1, 0]
-    assert np.isnan(out["log_likelihood"][1]).all()
-
-
-def test_posterior_imputation_matches_impute_mixture(blobs):
-    config, data, mask = blobs
-    X_obs = np.where(mask, np.nan, data["X"])
+def test_evaluation_imputation_is_the_mixtures_posterior_mean():
+    rng = np.random.default_rng(0)
+    X_true = rng.normal(size=(60, 2))
+    mask = rng.random((60, 2)) < 0.2
+    mask[mask.all(1), 0] = False
+    X_obs = np.where(mask, np.nan, X_true)
     weights = np.array([0.3, 0.7])
     means = np.array([[0.0, 1.0], [2.0, -1.0]])
     covariances = np.array([[1.0, 2.0], [0.5, 1.5]])
-    from em_lib.numerics.covariance import any_to_full
-
-    full = any_to_full(covariances[None], "diag", 2, 2)
     params = {"weights": weights[None], "means": means[None], "covariances": covariances[None]}
-    _, post = exp._posteriors(X_obs, None, params, "diag", "diag")
-    ours = exp.posterior_imputation(X_obs, post, means[None], full)[0]
-    np.testing.assert_allclose(
-        ours, impute_mixture(X_obs, weights, means, covariances, "diag"), rtol=1e-12, atol=1e-12
-    )
+    measured = evaluation.evaluate(X_obs, mask, X_true, {}, params, "diag")
+    filled = impute_mixture(X_obs, weights, means, covariances, "diag")
+    expected = np.sqrt(np.mean((filled[mask] - X_true[mask]) ** 2))
+    np.testing.assert_allclose(measured["imputation_rmse"], [expected], rtol=1e-12)
+    assert np.isnan(measured["ari"]).all()  # no labels, no agreement
 
 
-def test_hmm_fit_job():
-    ok, why = exp.hmm_available()
-    if not ok:
-        pytest.skip(f"HMM core not importable: {why}")
-    config = validated(
-        {
-            "root_seed": 5,
-            "datasets": {
-                "s": {
-                    "kind": "hmm_sequences",
-                    "n_sequences": 4,
-                    "sequence_length": 40,
-                    "n_components": 2,
-                }
-            },
-            "fit": {"n_init": 2, "max_iter": 30},
-            "hmm": {"enabled": True},
-        }
-    )
-    data = exp.prepare_dataset("s", config["datasets"]["s"], 5)
-    mask = exp.make_mask(
-        data["X"],
-        dataset="s",
-        mechanism="MCAR",
-        missing_rate=0.1,
-        replicate=0,
-        root_seed=5,
-        strength=2.0,
-    )["mask"]
-    out = run_job(config, data, mask, exp.FitJob("s", "hmm", 2, "MCAR", 0.1, 0, 0))
-    assert out["log_likelihood"].shape == (3, 2)
-    assert not out["failed"].any()
-    np.testing.assert_allclose(out["log_likelihood"][0], out["train_log_likelihood"][0], rtol=1e-8)
-    assert np.isfinite(out["transmat_abs_error"]).all() and np.isfinite(out["ari"]).all()
+# ------------------------------------------------------------------------------- aggregate
 
 
-# -------------------------------------------------------------------------------- results
-
-
-@pytest.fixture(scope="module")
-def small_results(blobs):
-    config, data, mask = blobs
-    design = exp.design(config)
-    records = [
-        ({**job.labels, "chunk": job.chunk}, run_job(config, data, mask, job))
-        for job in design["fit_jobs"]
-    ]
-    masks = [(vars(job), {"realised_rate": np.float64(0.2)}) for job in design["mask_jobs"]]
-    attrs = results.provenance(config, commit="abc", seed_scheme=exp.SEED_SCHEME)
-    ds = results.build_dataset(
-        design["coords"], records, masks, attrs=attrs, chunks=design["chunks"]
-    )
-    return config, design, records, ds
-
-
-def test_build_dataset_labels_and_values(small_results):
-    config, design, records, ds = small_results
-    assert ds["log_likelihood"].dims == results.PER_INIT_DIMS
-    assert ds["trace"].dims[-1] == "iteration"
-    assert set(ds.dims) == {*results.SWEEP_DIMS, "method", "init", "iteration", "chunk"}
+def test_every_variable_and_coordinate_is_labelled(study):
+    _, ds, _, _, _ = study
     for name, var in ds.variables.items():
-        assert var.attrs.get("long_name") and "units" in var.attrs, name
-    labels, arrays = records[1]
-    # "method" is also a keyword of .sel(): select that dimension with a dict
-    cell = ds.sel(
-        {
-            "dataset": "blobs",
-            "model": "diag",
-            "n_components": 2,
-            "mechanism": "MCAR",
-            "missing_rate": 0.2,
-            "replicate": 0,
-            "method": "complete_case",
-        }
-    )
-    assert cell["bic"].sel(init=arrays["init"]).values.tolist() == arrays["bic"][1].tolist()
-    assert ds["chunk_of_init"].values.tolist() == [0, 0, 1, 1]
-    assert bool(ds["in_design"].all())
-    assert ds["fit_time"].notnull().all() and (ds["fit_cpu_time"] > 0).all()
-    assert (results.best_start(ds) >= 0).all()
+        assert var.attrs.get("long_name") and var.attrs.get("units"), name
+    assert set(ds.dims) <= set(ds.coords)
+    for dim in ds.dims:
+        assert ds[dim].dims == (dim,), dim
+    assert set(ds.dims) >= {*results.SWEEP_DIMS, "method", "init", "iteration", "nested",
+                            "component", "feature", "feature_i", "feature_j"}
 
 
-def test_netcdf_round_trip(small_results, tmp_path):
-    config, _, _, ds = small_results
+def test_feature_coordinate_holds_column_names(study):
+    _, ds, data, _, _ = study
+    blobs, air = data["blobs"]["feature_names"].tolist(), data["air"]["feature_names"].tolist()
+    assert air == load_dataset("airquality").feature_names
+    assert ds["feature"].values.tolist() == blobs + air
+    assert ds["has_feature"].sel(dataset="blobs").values.tolist() == [True] * 2 + [False] * 4
+    assert ds["has_feature"].sel(dataset="air").values.tolist() == [False] * 2 + [True] * 4
+
+
+def test_truth_is_stored_as_data(study):
+    _, ds, data, _, _ = study
+    assert ds["true_n_components"].sel(dataset="blobs").item() == BLOBS["n_components"]
+    assert ds["true_n_components"].sel(dataset="air").item() == -1
+    truth = ds.sel(dataset="blobs", feature=["x0", "x1"], feature_i=["x0", "x1"],
+                   feature_j=["x0", "x1"])
+    np.testing.assert_array_equal(truth["true_means"].values, data["blobs"]["true_means"])
+    np.testing.assert_array_equal(truth["true_covariances"].values,
+                                  data["blobs"]["true_covariances"])
+    np.testing.assert_array_equal(truth["true_weights"].values, data["blobs"]["true_weights"])
+    assert ds["true_means"].sel(dataset="blobs", feature="Ozone").isnull().all()
+    assert ds["true_means"].sel(dataset="air").isnull().all()
+    assert ds["true_transmat"].isnull().all()
+
+
+def test_per_dataset_and_mask_records(study):
+    _, ds, data, _, masks = study
+    X = data["air"]["X"]
+    assert ds["n_rows"].sel(dataset="air").item() == X.shape[0] == 153
+    assert ds["own_missing_rate"].sel(dataset="air").item() == np.isnan(X).mean()
+    assert ds["own_missing_rate"].sel(dataset="blobs").item() == 0.0
+    for labels, arrays in masks:
+        cell = ds.sel({key: labels[key] for key in results.MASK_DIMS})
+        assert cell["realised_rate"].item() == arrays["realised_rate"]
+        assert cell["total_missing_rate"].item() == arrays["total_missing_rate"]
+    # mechanism none only at rate 0
+    assert ds["realised_rate"].sel(mechanism="none", missing_rate=0.2).isnull().all()
+
+
+def test_in_design_matches_the_design(study):
+    config, ds, _, _, _ = study
+    expected = {
+        (name, model, k, mechanism, rate, replicate, method)
+        for name in design.dataset_names(config)
+        for model in design.dataset_models(config, name)
+        for k in config["sweep"]["n_components"]
+        for mechanism, rate in design.mechanism_rate_pairs(config)
+        for replicate in config["sweep"]["replicate"]
+        for method in config["sweep"]["method"]
+    }
+    frame = ds["in_design"].to_dataframe().reset_index()
+    found = {tuple(row[:-1]) for row in frame.itertuples(index=False) if row.in_design}
+    assert found == expected
+    outside = ~ds["in_design"]
+    assert ds["fit_log_likelihood"].where(outside).isnull().all()
+    assert (ds["fit_n_iter"].where(outside, 0) <= 0).all()
+    assert (ds["n_rows_used"].where(outside, -1) == -1).all()
+
+
+def test_fit_records_land_in_their_cells(study):
+    _, ds, data, fits, _ = study
+    for labels, arrays in fits:
+        columns = [str(f) for f in data[labels["dataset"]]["feature_names"]]
+        for m, model in enumerate(arrays["model"].tolist()):
+            for k, n_components in enumerate(arrays["n_components"].tolist()):
+                for e, method in enumerate(arrays["method"].tolist()):
+                    # "method" is also a keyword of .sel(): select with a dict
+                    cell = ds.sel({**labels, "model": model, "n_components": n_components,
+                                   "method": method})
+                    assert cell["fit_bic"].item() == arrays["fit_bic"][m, k, e]
+                    assert cell["fit_origin"].item() == arrays["fit_origin"][m, k, e]
+                    np.testing.assert_array_equal(cell["bic"].values,
+                                                  arrays["start_bic"][m, k, e])
+                    np.testing.assert_array_equal(cell["start_kind"].values,
+                                                  arrays["start_kind"][m, k, e])
+                    np.testing.assert_array_equal(cell["trace"].values,
+                                                  arrays["trace"][m, k, e])
+                    np.testing.assert_array_equal(
+                        cell["means"].sel(feature=columns).values, arrays["means"][m, k, e])
+                    np.testing.assert_array_equal(
+                        cell["covariances"].sel(feature_i=columns, feature_j=columns).values,
+                        arrays["covariances"][m, k, e])
+                    others = [f for f in ds["feature"].values.tolist() if f not in columns]
+                    assert cell["means"].sel(feature=others).isnull().all()
+
+
+def test_best_start(study):
+    _, ds, _, _, _ = study
+    best = results.best_start(ds)
+    inside = ds["in_design"]
+    assert (best.where(~inside, -1) == -1).all()
+    expected = ds["log_likelihood"].where(~ds["failed"]).fillna(-np.inf).argmax("init")
+    assert (best.where(inside, 0) == expected.where(inside, 0)).all()
+    assert (best.where(inside, 0) >= 0).all()
+
+
+def test_cells_outside_the_design_are_marked(study):
+    config, _, data, _, _ = study
+    ds = results.build_dataset(design.coordinates(config), data, [], [])
+    assert not ds["in_design"].any() and (ds["n_iter"] == -1).all()
+    assert ds["log_likelihood"].isnull().all() and (ds["failure_reason"] == "").all()
+    assert not ds["fit_converged"].any() and (ds["fit_origin"] == "").all()
+    # per-data-set records do not need fits
+    assert ds["true_n_components"].values.tolist() == [2, -1]
+
+
+def test_netcdf_round_trip(study, tmp_path):
+    config, ds, _, _, _ = study
     results.write_netcdf(ds, tmp_path / "r.nc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.nc"]
     back = results.open_results(tmp_path / "r.nc")
     xr.testing.assert_identical(back, ds)
     assert back["converged"].dtype == bool and back["n_iter"].dtype == np.int64
     assert back["failure_reason"].dtype.kind in "OU"
+    assert back["feature"].values.tolist() == ds["feature"].values.tolist()
     assert json.loads(back.attrs["config"]) == json.loads(json.dumps(config))
-    for key in (
-        "em_lib_version",
-        "numpy_version",
-        "xarray_version",
-        "git_commit",
-        "creation_time",
-        "root_seed",
-    ):
+    assert back.attrs["seed_scheme"] == SEED_SCHEME and back.attrs["git_commit"] == "abc"
+    for key in ("em_lib_version", "numpy_version", "xarray_version", "creation_time",
+                "root_seed"):
         assert key in back.attrs
 
 
-def test_cells_outside_the_design_are_marked():
-    config = small_config(mechanism=["none", "MCAR"], missing_rate=[0.0, 0.2])
-    design = exp.design(config)
-    ds = results.build_dataset(design["coords"], [], [])
-    assert not ds["in_design"].any() and (ds["n_iter"] == -1).all()
-    assert ds["log_likelihood"].isnull().all() and (ds["failure_reason"] == "").all()
-
-
-def test_deterministic_part_drops_run_times_and_creation_time(small_results):
-    _, _, _, ds = small_results
+def test_deterministic_part_drops_run_times_and_creation_time(study):
+    _, ds, _, _, _ = study
     part = results.deterministic_part(ds)
     assert "fit_time" not in part and "fit_cpu_time" not in part and "fit_time" in ds
-    assert "creation_time" not in part.attrs and "git_commit" in part.attrs
+    assert "creation_time" not in part.attrs and "creation_time" in ds.attrs
+    assert "git_commit" in part.attrs
     assert set(ds.attrs["nondeterministic_variables"].split()) == set(
-        results.NONDETERMINISTIC_VARIABLES
-    )
+        results.NONDETERMINISTIC_VARIABLES)
+    assert set(ds.data_vars) - set(part.data_vars) == set(results.NONDETERMINISTIC_VARIABLES)
+    # everything else is a function of the config: the same jobs give the same variables
+    config, _, data, fits, masks = study
+    again = results.build_dataset(design.coordinates(config), data, fits, masks,
+                                  {**ds.attrs, "creation_time": "later"})
+    xr.testing.assert_identical(results.deterministic_part(again), part)
+

@@ -112,14 +112,13 @@ def test_aggregate_is_complete_and_labelled(runs):
     fitted = ds["in_design"]
     assert bool((ds["fit_time"].where(fitted) > 0).sum() == fitted.sum())
     assert float(ds["fit_ari"].sel({"method": "em", "dataset": "blobs"}).max()) > 0.5
-    assert np.isfinite(ds["transmat"].sel(dataset="seq", model="hmm", method="em")).all()
+    transmat = ds["transmat"].sel({"dataset": "seq", "model": "hmm", "method": "em"})
+    assert np.isfinite(transmat.sel(state_from=[0, 1], state_to=[0, 1])).all()
     assert not ds["in_design"].sel(dataset="blobs", model="hmm").any()
     for name, var in ds.variables.items():
         assert "long_name" in var.attrs and "units" in var.attrs, name
     assert yaml.safe_load(ds.attrs["config"])["root_seed"] == 11
-    for name in ("report.html", "figures/image_scene.png"):
-        if name.startswith("report"):
-            assert (runs["dirs"]["A"] / "results" / name).stat().st_size > 10_000
+    assert (runs["dirs"]["A"] / "results" / "report.html").stat().st_size > 10_000
 
 
 def test_jobs_run_with_one_blas_thread_and_log(runs):
