@@ -11,8 +11,11 @@ min_version("8.0")
 configfile: "config.yaml"
 
 
+SCHEMA = workflow.current_basedir.join("workflow/schemas/config.schema.yaml")
+
+
 try:
-    validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+    validate_config(config, SCHEMA.get_path_or_uri(secret_free=True))
 except ConfigError as error:
     raise WorkflowError(f"Invalid configuration: {error}") from None
 

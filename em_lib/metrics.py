@@ -493,28 +493,9 @@ def imputation_rmse(X_true, X_imputed, mask) -> float:
 
 
 def imputation_rmse_per_feature(X_true, X_imputed, mask) -> np.ndarray:
-    """Per-feature root mean squared imputation error over the missing entries.
-
-    Parameters
-    ----------
-    X_true : array_like, shape (n_samples, d)
-        Complete ground-truth data.
-    X_imputed : array_like, shape (n_samples, d)
-        Data with the missing entries filled in; entries outside ``mask`` are ignored.
-    mask : array_like of bool, shape (n_samples, d)
-        True where the entry was missing (i.e. was imputed).
-
-    Returns
-    -------
-    rmse : ndarray of float64, shape (d,)
-        ``rmse[j]`` is the RMSE over the masked entries of column ``j``; NaN for a column
-        with no masked entry.
-
-    Raises
-    ------
-    ValueError
-        Same conditions as :func:`imputation_rmse`.
-    """
+    """:func:`imputation_rmse` per column: ``rmse[j]`` (shape (d,)) is the RMSE over the
+    masked entries of column ``j``, NaN for a column with no masked entry. Same arguments and
+    errors as :func:`imputation_rmse`."""
     sq, cols = _imputation_inputs(X_true, X_imputed, mask)
     d = np.asarray(X_true).shape[1]
     counts = np.bincount(cols, minlength=d)

@@ -1,5 +1,6 @@
-"""Images as data: synthetic scenes, PNG/JPEG reading, segmentation, damage and restoration,
-the workflow's ``image`` data set kind, and the segmentation figure."""
+"""Images as data: synthetic scenes, PNG/JPEG reading, segmentation, damage and restoration
+(em_lib.data, em_lib.segmentation), the workflow's ``image`` data set kind and the image
+figure's analysis from the stored fits (em_lib.study.image), and the segmentation figure."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from helpers_study import run_study, tiny_config, tiny_study
 from matplotlib.figure import Figure
 from PIL import Image
 
-from em_lib import experiment as exp
 from em_lib import segmentation as seg
 from em_lib.data import make_synthetic_image, read_image
 from em_lib.data.image import check_image, downsample
 from em_lib.metrics import adjusted_rand_index
-from em_lib.plotting_image import segmentation_figure
+from em_lib.study import config as study_config
+from em_lib.study import design, image, jobs
+from em_lib.study.plotting_image import segmentation_figure
+from em_lib.study.seeds import seed_sequence
 
 
 def scene(seed=0, noise=0.05, gradient=0.0, size=48, n_regions=4):
@@ -271,7 +275,7 @@ def test_image_too_small_for_k():
 
 def test_image_kind_prepares_pixels_and_labels():
     spec = image_spec()
-    arrays = exp.prepare_dataset("scene", spec, root_seed=7)
+    arrays = jobs.prepare_dataset("scene", spec, root_seed=7)
     assert arrays["X"].shape == (32 * 24, 3)
     assert list(arrays["feature_names"]) == ["red", "green", "blue"]
     expected = make_synthetic_image(
@@ -279,77 +283,133 @@ def test_image_kind_prepares_pixels_and_labels():
         24,
         n_regions=3,
         noise=0.05,
-        random_state=np.random.default_rng(exp.seed_sequence(7, "data", dataset="scene", seed=0)),
+        random_state=np.random.default_rng(seed_sequence(7, "data", dataset="scene", seed=0)),
     )
     np.testing.assert_array_equal(arrays["labels"], expected.labels.ravel())
     np.testing.assert_array_equal(arrays["image"], expected.image)
-    assert exp.dataset_shape("scene", spec) == (768, 3)
-    with_coordinates = exp.prepare_dataset("scene", image_spec(coordinate_weight=1.0), 7)
+    np.testing.assert_array_equal(arrays["pixel_index"], np.arange(768))
+    assert int(arrays["true_n_components"]) == 3
+    assert study_config.usable_shape("scene", spec) == (768, 3)
+    with_coordinates = jobs.prepare_dataset("scene", image_spec(coordinate_weight=1.0), 7)
     assert with_coordinates["X"].shape == (768, 5)
-    # the data flow through the fit job like any other data set
-    mask = exp.make_mask(
-        arrays["X"],
-        dataset="scene",
-        mechanism="MCAR",
-        missing_rate=0.1,
-        replicate=0,
-        root_seed=7,
-        strength=2.0,
-    )["mask"]
-    settings = {
-        "n_init": 2,
-        "starts_per_job": 2,
-        "init_params": "kmeans",
-        "tol": 1e-3,
-        "max_iter": 100,
-        "reg_covar": 1e-6,
-        "prior": "none",
-    }
-    out = exp.fit_job(
-        arrays,
-        mask,
-        exp.FitJob("scene", "full", 3, "MCAR", 0.1, 0, 0),
-        fit_settings=settings,
-        hmm_settings=None,
-        methods=["em", "mean_impute"],
-        root_seed=7,
-    )
-    assert out["ari"].shape == (2, 2) and np.isfinite(out["ari"]).all()
-    assert np.isfinite(out["imputation_rmse"]).all()
+    assert study_config.usable_shape("scene", image_spec(coordinate_weight=1.0)) == (768, 5)
 
 
 def test_image_kind_from_file(tmp_path):
     rgba = np.concatenate([gradient_pixels(), np.full((6, 5, 1), 255, np.uint8)], axis=2)
     rgba[0, 0, 3] = 0
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "photo.png")
-    arrays = exp.prepare_dataset("photo", image_spec(source=str(tmp_path / "photo.png")), 7)
+    arrays = jobs.prepare_dataset("photo", image_spec(source=str(tmp_path / "photo.png")), 7)
     assert arrays["X"].shape == (29, 3)  # the transparent pixel is left out
-    assert "labels" not in arrays and arrays["pixel_index"][0] == 1
-    with pytest.raises(exp.ConfigError, match=r"datasets\.gone\.source: file not found"):
-        exp.dataset_shape("gone", image_spec(source=str(tmp_path / "gone.png")))
+    assert "labels" not in arrays and "true_n_components" not in arrays
+    assert arrays["pixel_index"].tolist() == list(range(1, 30))
+    # a file's shape is only known to the job that reads it
+    assert study_config.usable_shape("photo", image_spec(source=str(tmp_path / "photo.png"))) == (
+        None, None)
+    with pytest.raises(study_config.ConfigError,
+                       match=r"datasets\.gone\.source: file not found"):
+        study_config.usable_shape("gone", image_spec(source=str(tmp_path / "gone.png")))
 
 
 def test_image_kind_config_checks():
-    config = {
-        "root_seed": 1,
-        "datasets": {"tiny": image_spec(height=8, width=8, n_regions=2)},
-        "sweep": {
-            "dataset": None,
-            "model": ["full"],
-            "n_components": [2, 65],
-            "mechanism": ["MCAR"],
-            "missing_rate": [0.1],
-            "replicate": [0],
-            "method": ["em"],
-        },
-        "missingness": {"strength": 2.0},
-        "fit": {"n_init": 1, "starts_per_job": 1},
-        "hmm": {"enabled": False},
-    }
-    with pytest.raises(exp.ConfigError, match=r"datasets\.tiny: image too small for K = 65"):
-        exp.check_config(config)
-    config["sweep"]["n_components"] = [2, 64]
-    exp.check_config(config)
+    change = {"datasets": {"tiny": image_spec(height=8, width=8, n_regions=2)},
+              "sweep": {"dataset": ["tiny"], "model": ["full"], "n_components": [2, 64]}}
+    with pytest.raises(study_config.ConfigError,
+                       match="K = 64 needs more than 64 usable rows, but dataset 'tiny' has 64"):
+        tiny_config(change)
+    change["sweep"]["n_components"] = [2, 63]
+    assert tiny_config(change)["sweep"]["n_components"] == [2, 63]
+
+
+SCENE = {"kind": "image", "source": "synthetic", "height": 16, "width": 16, "n_regions": 2,
+         "noise": 0.05, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def scene_study():
+    """A 16 x 16 synthetic scene with two regions through every job: full model, K 2 and 3,
+    the image as given and MCAR 20 %, methods em and mean_impute."""
+    config = tiny_config({
+        "datasets": {"scene": dict(SCENE)},
+        "sweep": {"dataset": ["scene"], "model": ["full"], "n_components": [2, 3],
+                  "method": ["em", "mean_impute"]},
+        "fit": {"n_init": 2},
+    })
+    ds, data, fits, masks = run_study(config)
+    damage = design.image_damage(config)
+    mask = next(arrays["mask"] for labels, arrays in masks
+                if labels == {**damage.labels, "dataset": "scene"})
+    return config, ds, data["scene"], mask, damage
+
+
+def test_image_analysis_reads_the_stored_fits(scene_study):
+    _, ds, data, mask, damage = scene_study
+    shown = image.image_analysis(ds, data, mask, dataset="scene", mechanism=damage.mechanism,
+                                 missing_rate=damage.missing_rate, replicate=damage.replicate)
+    # K: the lowest BIC of exact EM on the image as given
+    given = ds["fit_bic"].sel({"dataset": "scene", "model": "full", "mechanism": "none",
+                               "missing_rate": 0.0, "replicate": 0, "method": "em"})
+    assert shown["n_components"] == int(given.idxmin("n_components"))
+    assert shown["model"] == "full" and shown["has_truth"]
+    image_array = data["image"]
+    assert shown["label_map"].shape == image_array.shape[:2]
+    # the map is the MAP component of every pixel under that stored model
+    model = image.stored_model(ds, dataset="scene", model="full", mechanism="none",
+                               missing_rate=0.0, replicate=0, method="em",
+                               n_components=shown["n_components"])
+    np.testing.assert_array_equal(shown["label_map"].ravel(), map_labels(data["X"], *model))
+    # the curve: ARI of the stored fits' labels against the true regions, per rate and method
+    curve = shown["curve"].set_index(["method", "rate"])["ari"]
+    assert sorted(curve.index) == sorted((m, r) for m in ("em", "mean_impute")
+                                         for r in (0.0, damage.missing_rate))
+    assert curve["em", 0.0] == adjusted_rand_index(data["labels"], shown["label_map"].ravel())
+    # damaged: NaN exactly where the mask hits a colour; restored: observed values kept
+    colour_mask = mask.reshape(image_array.shape)
+    np.testing.assert_array_equal(np.isnan(shown["damaged"]), colour_mask)
+    np.testing.assert_array_equal(shown["restored"][~colour_mask], image_array[~colour_mask])
+    assert np.isfinite(shown["restored"]).all()
+    errors = shown["restoration_rmse"]
+    assert errors["em"] == pytest.approx(
+        seg.restoration_error(image_array, shown["restored"], colour_mask), rel=1e-12)
+    assert errors["em"] < errors["mean_impute"]
+    assert f"BIC selects K = {shown['n_components']}" in shown["caption"]
+    assert f"RMSE {errors['em']:.3f}" in shown["caption"]
+
+
+def map_labels(X, weights, means, covariances):
+    """MAP component of complete rows under a full-covariance mixture (scipy densities)."""
+    from scipy.stats import multivariate_normal
+
+    scores = np.column_stack([
+        np.log(w) + multivariate_normal(mean, cov).logpdf(X)
+        for w, mean, cov in zip(weights, means, covariances, strict=True)
+    ])
+    return scores.argmax(axis=1)
+
+
+def test_stored_model_is_the_cells_fit_in_its_own_columns():
+    _, ds, data, fits, _ = tiny_study()
+    labels = {"dataset": "air", "mechanism": "MCAR", "missing_rate": 0.2, "replicate": 0}
+    arrays = next(out for key, out in fits if key == labels)
+    m, k, e = 0, 1, 0  # diag, K = 2, em
+    assert (arrays["model"][m], arrays["n_components"][k], arrays["method"][e]) == (
+        "diag", 2, "em")
+    weights, means, covariances = image.stored_model(ds, **labels, model="diag",
+                                                     n_components=2, method="em")
+    np.testing.assert_array_equal(weights, arrays["weights"][m, k, e])
+    np.testing.assert_array_equal(means, arrays["means"][m, k, e])  # 4 columns, not 6
+    np.testing.assert_array_equal(covariances, arrays["covariances"][m, k, e])
+    # not fitted: air has no full model; failed fits are not shown
+    assert image.stored_model(ds, **labels, model="full", n_components=2, method="em") is None
+    broken = ds.copy(deep=True)
+    broken["fit_failed"].loc[{"dataset": "air"}] = True
+    assert image.stored_model(broken, **labels, model="diag", n_components=2,
+                              method="em") is None
+    # the labels path: complete rows get the MAP component under the stored model
+    X = data["air"]["X"]
+    complete = X[~np.isnan(X).any(axis=1)]
+    model = (weights, means, covariances)
+    np.testing.assert_array_equal(image._labels(complete, model), map_labels(complete, *model))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,5 +436,8 @@ def test_segmentation_figure_renders():
         "mean imputation",
     ]
     fig.savefig(io.BytesIO(), format="png")
+    photo = segmentation_figure(image, labels, damaged.image, restored, table,
+                                agreement_title="Agreement with the undamaged fit")
+    assert photo.axes[4].get_title() == "Agreement with the undamaged fit"
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['ari'\]"):
         segmentation_figure(image, labels, damaged.image, restored, table.drop(columns="ari"))

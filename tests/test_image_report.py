@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from em_lib import plotting, report
+from em_lib.study import plotting, report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -35,7 +35,7 @@ def tiny_case():
 
 @pytest.fixture(scope="module")
 def figure_png(tiny_case, tmp_path_factory):
-    from em_lib.plotting_image import segmentation_figure
+    from em_lib.study.plotting_image import segmentation_figure
 
     figure = segmentation_figure(*tiny_case, n_components=2, title="tiny")
     n_axes = len(figure.axes)

@@ -1,22 +1,28 @@
-"""LaTeX tables, figure smoke tests and the HTML report, on the hand-made results set."""
+"""LaTeX tables, figure smoke tests and the HTML report (em_lib.study.report / plotting), on the
+hand-made results set and on a tiny real aggregate."""
 
+import html
 import json
 import re
+from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
-from test_sensitivity import toy_results
+from helpers_study import tiny_config, tiny_study, toy_results
 
-from em_lib import report, sensitivity
+from em_lib.numerics.fitting import MixtureSettings
+from em_lib.numerics.init import start_kinds
+from em_lib.study import delta, report, sensitivity
 
 
 @pytest.fixture(scope="module")
 def tables():
     ds = toy_results(with_hmm=True)
-    starts = sensitivity.starts_table(ds)
+    starts, fits = sensitivity.starts_table(ds), sensitivity.fits_table(ds)
     mixtures, hmms = starts[starts["model"] == "full"], starts[starts["model"] == "hmm"]
-    delta = pd.DataFrame(
+    mixture_fits, hmm_fits = fits[fits["model"] == "full"], fits[fits["model"] == "hmm"]
+    delta_table = pd.DataFrame(
         {
             "delta": np.repeat([-1.0, 0.0, 1.0], 2),
             "component": [0, 1] * 3,
@@ -41,14 +47,14 @@ def tables():
         "starts": mixtures,
         "hmm_starts": hmms,
         "initialisation": sensitivity.initialisation_table(mixtures),
-        "criteria": sensitivity.criteria_table(mixtures),
-        "selection": sensitivity.selection_table(mixtures),
-        "missingness": sensitivity.missingness_table(mixtures, {"toy": 2}),
+        "criteria": sensitivity.criteria_table(mixture_fits, mixtures),
+        "selection": sensitivity.selection_table(mixture_fits),
+        "missingness": sensitivity.missingness_table(mixture_fits, {"toy": 2}),
         "hmm_initialisation": sensitivity.initialisation_table(hmms),
-        "hmm_criteria": sensitivity.criteria_table(hmms),
+        "hmm_criteria": sensitivity.criteria_table(hmm_fits, hmms),
         "failures": sensitivity.failures_table(starts),
-        "delta": delta,
-        "tipping": tipping,
+        "delta_adjustment": delta_table,
+        "delta_tipping": tipping,
     }
 
 
@@ -74,8 +80,11 @@ def test_write_table(tmp_path, tables):
 
 
 @pytest.fixture(scope="module")
-def figures(tables):
-    plotting = pytest.importorskip("em_lib.plotting")
+def figures(tables, tmp_path_factory):
+    """Every figure of the toy tables, with its expected panel count, saved once as a small
+    PNG (saving PDFs embeds fonts and takes seconds each: one PDF is checked below)."""
+    from em_lib.study import plotting
+
     plotting.set_theme()
     labels = tables["labels"]
     made = {
@@ -85,51 +94,48 @@ def figures(tables):
         ),
         "criteria": (plotting.criteria_figure(tables["criteria"], labels), 3),  # 3 x 1 cond.
         "selection": (plotting.selection_figure(tables["selection"], labels), 3),
-        "missingness": (
-            plotting.missingness_figure(tables["missingness"], labels),
-            4,
-        ),  # metrics present
+        "missingness": (plotting.missingness_figure(tables["missingness"], labels), 4),
         "hmm": (
             plotting.hmm_figure(
                 tables["hmm_initialisation"], tables["hmm_starts"], tables["hmm_criteria"], labels
             ),
             4,
         ),
-        "delta": (plotting.delta_figure(tables["delta"], tables["tipping"]), 3),
+        "delta": (plotting.delta_figure(tables["delta_adjustment"], tables["delta_tipping"]), 3),
     }
-    yield plotting, made
+    folder = tmp_path_factory.mktemp("figures")
+    saved = {}
+    for name, (figure, _) in made.items():
+        saved[name] = folder / f"{name}.png"
+        figure.savefig(saved[name], dpi=40)
+    yield plotting, made, saved
     for figure, _ in made.values():
         plotting.close(figure)
 
 
 def test_figures_have_expected_panels_and_save(tmp_path, figures):
-    plotting, made = figures
+    _, made, saved = figures
     for name, (figure, n_panels) in made.items():
         assert len(figure.axes) == n_panels, name
-        for suffix in ("pdf", "png"):
-            path = tmp_path / f"{name}.{suffix}"
-            figure.savefig(path, dpi=300 if suffix == "png" else None)
-            assert path.stat().st_size > 1000, path
-        assert (tmp_path / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+        data = saved[name].read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000, name
+    figure, _ = made["delta"]
+    figure.savefig(tmp_path / "delta.pdf")
+    assert (tmp_path / "delta.pdf").read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "delta.pdf").stat().st_size > 1000
 
 
 def test_axis_labels_carry_units(figures, tables):
-    plotting, made = figures
+    plotting, made, _ = figures
     assert plotting.axis_label("means_rmse", tables["labels"]) == "mean error (RMSE) (data unit)"
     assert plotting.axis_label("ari", tables["labels"]) == "adjusted Rand index"
     figure, _ = made["initialisation"]
     assert "(nat)" in figure.axes[0].get_ylabel()
 
 
-def test_html_report_contains_figures_tables_and_methods(tmp_path, figures, tables):
-    _, made = figures
-    entries = []
-    for name, (figure, _) in made.items():
-        path = tmp_path / f"{name}.png"
-        figure.savefig(path, dpi=50)
-        entries.append((name, path, f"caption of {name}"))
-    ds = tables["ds"]
-    config = {
+def toy_config(fit=None):
+    """The config the toy results stand for (not validated: the report reads it as stored)."""
+    return {
         "datasets": {
             "toy": {
                 "kind": "gaussian_mixture",
@@ -148,7 +154,7 @@ def test_html_report_contains_figures_tables_and_methods(tmp_path, figures, tabl
             "replicate": [0, 1, 2, 3],
             "method": ["em", "mean_impute"],
         },
-        "fit": {
+        "fit": fit or {
             "n_init": 10,
             "tol": 1e-3,
             "max_iter": 50,
@@ -159,19 +165,24 @@ def test_html_report_contains_figures_tables_and_methods(tmp_path, figures, tabl
         "missingness": {"strength": 2.0},
         "root_seed": 7,
     }
-    attrs = {
-        "root_seed": 7,
-        "em_lib_version": "0.1.0",
-        "numpy_version": "2",
-        "config": json.dumps(config),
-    }
+
+
+ATTRS = {"root_seed": 7, "em_lib_version": "0.1.0", "numpy_version": "2", "git_commit": "abc"}
+
+
+def test_html_report_contains_figures_tables_and_methods(figures, tables):
+    _, made, saved = figures
+    entries = [(name, path, f"caption of {name}") for name, path in saved.items()]
+    ds = tables["ds"]
+    config = toy_config()
+    attrs = {**ATTRS, "config": json.dumps(config)}
     methods = report.methods_paragraph(config, attrs, {"optimum_tol": 1.0})
     findings = report.key_findings(
         tables["selection"],
         tables["initialisation"],
         tables["missingness"],
         {"toy": 2},
-        tables["tipping"],
+        tables["delta_tipping"],
     )
     assert any("picks the true K=2 on data set toy in 3 of 4" in f for f in findings)
     assert any("changes at delta = +1 SD" in f for f in findings)
@@ -188,8 +199,122 @@ def test_html_report_contains_figures_tables_and_methods(tmp_path, figures, tabl
     assert len(re.findall(r'<figure id="figure-\d+">', page)) == len(made)
     for name in made:
         assert f"caption of {name}" in page
-    assert "from 10 starts each" in methods and "root seed 7" in methods
-    assert methods.replace("<", "&lt;").replace(">", "&gt;") in page
+    assert "10 random starts" in methods and "root seed 7" in methods
+    assert "at most 1.0 nat" in methods
+    assert html.escape(methods) in page
     assert "Toy &lt;report&gt;" in page  # escaped
     assert "failed and" in page and "collapse" in page
+    assert 'id="models"' not in page  # no models given, no section
     assert 'src="http' not in page and "<link" not in page  # self-contained
+
+
+def test_methods_paragraph_states_the_procedure_that_ran():
+    config = tiny_config({"fit": {"n_init": 7, "init_params": "auto", "tol": 1e-4,
+                                  "max_iter": 55}})
+    assert "polish_tol" not in config["fit"]  # the schema has no polishing key: the default
+    text = report.methods_paragraph(config, ATTRS, config["sensitivity"])
+    assert "7 random starts" in text
+    counts = Counter(start_kinds("auto", 7))
+    assert sum(counts.values()) == 7 and len(counts) > 1
+    for kind, count in counts.items():
+        assert f"{count} {report._KIND_TEXT[kind]}" in text, kind
+    assert "nested_starts=True" in text and "fitted models it contains" in text
+    assert "SQUAREM" in text
+    polish = MixtureSettings()  # the default polishing
+    assert f"relative change of {polish.polish_tol:g}" in text
+    assert f"up to {polish.polish_starts} distinct optima" in text
+    assert "less than 0.0001" in text and "55 iterations" in text
+    assert "0.001" not in text.split("Software:")[0]  # not the default tolerance
+    # the settings come from the config: another config, another text
+    other = report.methods_paragraph(
+        tiny_config({"fit": {"n_init": 4, "init_params": "kmeans"}}), ATTRS)
+    assert "4 random starts (4 from k-means" in other and "7 random starts" not in other
+
+
+def test_starts_text_renders_every_kind():
+    assert report.starts_text("kmeans", 1) == (
+        "1 random start (1 from k-means (k-means++ seeding and Lloyd steps))")
+    text = report.starts_text("auto", 16)
+    for kind, count in Counter(start_kinds("auto", 16)).items():
+        assert f"{count} {report._KIND_TEXT[kind]}" in text
+
+
+@pytest.mark.filterwarnings("ignore:Setting an item of incompatible dtype")  # delta.empty_tables
+def test_figure_notes_for_empty_hmm_and_delta_tables(tables):
+    ds = tables["ds"]
+    full = {name: tables[name] for name in ("initialisation", "criteria", "selection",
+                                            "missingness", "hmm_initialisation",
+                                            "delta_adjustment", "delta_tipping")}
+    assert report.figure_notes(full, ds, {"method": "em"}) == {}
+    empty_delta, empty_tipping = delta.empty_tables("the data set has no missing value")
+    notes = report.figure_notes(
+        {**full, "hmm_initialisation": pd.DataFrame(), "delta_adjustment": empty_delta,
+         "delta_tipping": empty_tipping}, ds, {"method": "em"})
+    assert notes == {
+        "hmm": "no HMM runs in this experiment",
+        "delta": "delta adjustment not run: the data set has no missing value",
+    }
+    # as the workflow reads them back from CSV
+    notes = report.figure_notes(
+        {**full, "delta_adjustment": empty_delta.iloc[:0], "delta_tipping": pd.DataFrame()},
+        ds, {"method": "em"})
+    assert notes == {"delta": "delta adjustment not run: not run"}
+    only_none = {**full, "missingness": full["missingness"].assign(missing_rate=0.0)}
+    assert "synthetic missingness" in report.figure_notes(only_none, ds, {"method": "em"})[
+        "missingness"]
+
+
+def test_html_report_renders_notes_and_models(tables):
+    frame = pd.DataFrame({"component": [0, 1], "weight": [0.25, 0.75], "x<0>": [1.5, -2.0]})
+    page = report.html_report(
+        title="t",
+        glance={},
+        findings=[],
+        figures=[],
+        tables=[],
+        methods="m",
+        failures=pd.DataFrame(),
+        notes=["figure hmm: no HMM runs in this experiment", "table <x>: empty"],
+        models=[("blobs", frame, "BIC selects full with K = 2")],
+    )
+    section = page.split('<h2 id="models">Selected models</h2>', 1)[1].split('<h2 id="figures">')[0]
+    assert "<h3>blobs</h3>" in section and "BIC selects full with K = 2" in section
+    assert "0.75" in section and "x&lt;0&gt;" in section
+    notes = page.split('<ul class="notes">', 1)[1].split("</ul>")[0]
+    assert notes.count("<li>") == 2
+    assert "figure hmm: no HMM runs in this experiment" in notes
+    assert "table &lt;x&gt;: empty" in notes
+    bare = report.html_report(title="t", glance={}, findings=[], figures=[], tables=[],
+                              methods="m", failures=pd.DataFrame())
+    assert 'id="models"' not in bare and "notes" not in bare
+
+
+def test_selected_models_read_the_stored_fit():
+    _, ds, _, _, _ = tiny_study()
+    models = dict((name, (frame, caption)) for name, frame, caption in
+                  report.selected_models(ds))
+    assert set(models) == {"blobs", "air"}
+    for name, (frame, caption) in models.items():
+        cells = ds.sel({"dataset": name, "mechanism": "none", "missing_rate": 0.0,
+                        "replicate": 0, "method": "em"})
+        scores = cells["fit_bic"].where(cells["in_design"] & ~cells["fit_failed"])
+        best = scores.where(scores == scores.min(), drop=True)
+        model, k = str(best["model"].item()), int(best["n_components"].item())
+        assert f"selects {model} with K = {k} on the data as given" in caption
+        columns = ds["feature"].values[ds["has_feature"].sel(dataset=name).values].tolist()
+        assert frame.columns.tolist() == ["component", "weight", *columns]
+        chosen = cells.sel(model=model, n_components=k, feature=columns)
+        np.testing.assert_array_equal(frame["weight"], chosen["weights"].values[:k])
+        np.testing.assert_array_equal(frame[columns].to_numpy(), chosen["means"].values[:k])
+    assert models["air"][0].shape[1] == 2 + 4  # the airquality columns by name
+
+
+def test_glance_items_count_the_design():
+    config, ds, _, _, _ = tiny_study()
+    items = report.glance_items(ds, config)
+    n_cells = int(ds["in_design"].sum())
+    assert items["fitted models (cells)"] == f"{n_cells:,}"
+    assert items["random starts in the design"] == f"{n_cells * config['fit']['n_init']:,}"
+    assert items["data sets"] == "blobs, air"
+    assert items["rows"] == f"blobs 80, air {ds['n_rows'].sel(dataset='air').item()}"
+    assert items["git commit"] == "abc"

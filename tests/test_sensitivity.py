@@ -6,6 +6,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers_study import (
     FAILED_FIT,
@@ -106,6 +107,21 @@ def test_initialisation_counts_optima_and_starts(starts):
     assert np.allclose(table["ll_spread"], 10.0)
     # the failed start's spurious +50 is not the best
     assert np.allclose(table["ll_best"], -100.0 - table["n_components"])
+
+
+@pytest.mark.xfail(
+    reason="sensitivity.initialisation_table returns pd.DataFrame(rows) without columns when "
+    "there are no starts (no HMM in the sweep): its CSV is an empty line that pd.read_csv "
+    "cannot parse (EmptyDataError in workflow/scripts/figures.py)",
+    strict=True,
+)
+def test_initialisation_table_of_no_starts_keeps_its_columns(starts, tmp_path):
+    table = sensitivity.initialisation_table(starts.iloc[:0])
+    assert table.empty
+    assert {"dataset", "model", "n_components", "method", "n_starts", "share_best",
+            "starts_p95"} <= set(table.columns)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert pd.read_csv(tmp_path / "t.csv").columns.tolist() == table.columns.tolist()
 
 
 def test_tighter_tolerance_splits_the_near_optimum(starts):
@@ -314,10 +330,9 @@ def test_reference_model_is_the_stored_fit_with_the_lowest_bic():
     assert delta.reference_model(ds, {**target, "dataset": "air"}) is None
 
 
+@pytest.mark.filterwarnings("ignore:Setting an item of incompatible dtype")  # see below
 def test_empty_tables_carry_the_reason():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # see the xfail below
-        table, tipping = delta.empty_tables("no missing value")
+    table, tipping = delta.empty_tables("no missing value")
     assert table.empty and list(table.columns) == [*delta.TABLE_COLUMNS, "note"]
     assert tipping.to_dict("records") == [{"side": "not run", "note": "no missing value"}]
 

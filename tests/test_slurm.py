@@ -5,8 +5,8 @@ test cluster (see docs/slurm.md). Other settings, all optional: EM_LIB_SLURM_PAR
 EM_LIB_SLURM_ACCOUNT, EM_LIB_SLURM_CORES (CPUs of the node, default 2), EM_LIB_SLURM_TIMEOUT
 (seconds per Snakemake run, default 600).
 
-The tiny configuration of tests/test_workflow.py runs twice on SLURM with failure injection,
-next to a local reference run:
+The tiny configuration of tests/test_workflow.py (four fit jobs, one per mask) runs twice on
+SLURM with failure injection, next to a local reference run:
 
 1. `--retries 0`: once the first bundle of fits has finished, the other bundle is cancelled with
    scancel. The run must fail and name the cancelled SLURM job; finished fits stay.
@@ -28,19 +28,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_workflow import (  # the tiny configuration and helpers of the whole-workflow tests
-    ROOT,
-    assert_bit_identical,
-    command,
-    exp_config,
-    fit_files,
-    prepare,
-    start,
-    tiny_config,
-)
+from test_workflow import assert_bit_identical, fit_files, tiny_config
+from workflow_run import ROOT, command, prepare, start
 
-from em_lib import experiment as exp
-from em_lib import results
+from em_lib.study import config as study_config
+from em_lib.study import design, results
 
 needs_slurm = pytest.mark.skipif(
     os.environ.get("EM_LIB_SLURM_TEST") != "1" or shutil.which("sbatch") is None,
@@ -71,9 +63,10 @@ def slurm_command(workdir, *args):
         str(ROOT / "profiles" / "slurm"),
         "--cores",
         CORES,
-        # 6 fits in bundles of 3: two fit jobs of 2 CPUs, one after the other on a 2-CPU node
+        # 4 fit jobs (one per mask) in bundles of 2: two SLURM jobs of 2 CPUs, one after the
+        # other on a 2-CPU node
         "--group-components",
-        "fits=3",
+        "fits=2",
         "--slurm-init-seconds-before-status-checks",
         "2",
         "--slurm-keep-successful-logs",
@@ -175,14 +168,14 @@ def wait_logged(proc, out, workdir):
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("slurm")
     config = tiny_config()
-    n_fits = len(exp.design(exp_config(config))["fit_jobs"])
+    n_fits = len(design.mask_jobs(study_config.complete_config(config)))
     local, cluster = prepare(base / "local", config), prepare(base / "slurm", config)
     started = time.monotonic()
     proc_local = start(command(local, "--cores", "1", TARGET))
 
     # 1. no retries: cancel the second fit bundle once the first one's fits exist
     proc, out = run_logged(slurm_command(cluster, "--retries", "0"), cluster)
-    bundle = min(3, n_fits - 1)
+    bundle = min(2, n_fits - 1)
 
     def second_bundle_after_first(jobs):
         if len(jobs) >= 2 and len(fit_files(cluster)) >= bundle:

@@ -9,7 +9,7 @@ Converged and failed starts leave the active set and stop changing while the oth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,14 +23,15 @@ from .gaussian import (
 )
 from .monitor import EMMonitor, check_tol_type
 from .prior import ConjugatePrior, log_prior_density, map_update
-from .starts import PerStartResults
+from .starts import EMRecord
 
 EPS = np.finfo(float).eps
 
 
-@dataclass
-class MixtureFit(PerStartResults):
-    """Results of every start of a batched Gaussian-mixture fit (init dimension first).
+@dataclass(kw_only=True)
+class MixtureFit(EMRecord):
+    """Results of every start of a batched Gaussian-mixture fit (init dimension first): the
+    parameters, and the per-start record of :class:`~em_lib.numerics.starts.EMRecord`.
 
     Attributes
     ----------
@@ -38,23 +39,6 @@ class MixtureFit(PerStartResults):
     means : (I, K, d) array
     covariances : (I, K, d, d) full, (I, K, d) diag, (I, K) spherical, (I, d, d) tied
     precisions_cholesky : same shape as ``covariances``
-    log_likelihood : (I,) array
-        Observed-data log-likelihood of the final parameters, summed over the rows used.
-    log_prior : (I,) array
-        log prior density of the final parameters (0 without a prior).
-    trace : (I, max_iter) array
-        Objective per iteration (mean per-sample log-likelihood, plus log prior / n with a
-        prior), of the parameters entering that iteration; NaN after a start stopped.
-    n_iter : (I,) int array
-    converged : (I,) bool array
-        True only if the tolerance was met; never because ``max_iter`` was reached.
-    failed : (I,) bool array
-    failure_reason : (I,) object array of str ('' where the start did not fail)
-    max_decrease : (I,) array
-        Largest decrease of the objective between iterations (0 if none); beyond round-off
-        this flags a numerical problem.
-    n_samples : int
-        Rows used (rows with at least one observed entry).
     """
 
     covariance_type: str
@@ -62,26 +46,8 @@ class MixtureFit(PerStartResults):
     means: np.ndarray
     covariances: np.ndarray
     precisions_cholesky: np.ndarray
-    log_likelihood: np.ndarray
-    log_prior: np.ndarray
-    trace: np.ndarray
-    n_iter: np.ndarray
-    converged: np.ndarray
-    failed: np.ndarray
-    failure_reason: np.ndarray
-    max_decrease: np.ndarray
-    n_samples: int
-    settings: dict = field(default_factory=dict)
 
-    PER_START = (
-        "weights", "means", "covariances", "precisions_cholesky", "log_likelihood",
-        "log_prior", "trace", "n_iter", "converged", "failed", "failure_reason",
-        "max_decrease",
-    )
-
-    @property
-    def n_init(self) -> int:
-        return self.weights.shape[0]
+    PER_START = ("weights", "means", "covariances", "precisions_cholesky", *EMRecord.RECORDED)
 
 
 def mstep(stats, covariance_type, reg_covar, prior: ConjugatePrior | None = None):
@@ -200,12 +166,8 @@ def fit_mixture_em(
         )
         new_ok &= finite_params
         new_ok &= ~collapsed_starts(new_pc, covariance_type, feature_variances)
-        good = idx[new_ok]
-        weights[good] = new_w[new_ok]
-        means[good] = new_mu[new_ok]
-        covariances[good] = new_cov[new_ok]
-        prec_chol[good] = new_pc[new_ok]
-        monitor.advance(idx, new_ok)
+        monitor.advance(idx, new_ok, ((weights, new_w), (means, new_mu),
+                                      (covariances, new_cov), (prec_chol, new_pc)))
 
     # final pass: the objective of the parameters actually returned
     valid = np.flatnonzero(ok)

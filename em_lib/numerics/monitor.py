@@ -115,12 +115,16 @@ class EMMonitor:
         new_total, old_total = new * self.n_samples, old * self.n_samples
         return np.abs(new_total - old_total) / (1.0 + np.abs(new_total)) < self.tol
 
-    def advance(self, index, ok) -> np.ndarray:
-        """Close the iteration of ``index`` (starts whose objective was finite): count it,
-        fail the starts whose new parameters are unusable (``~ok``), freeze the converged
-        ones. Returns the mask of starts that converged now."""
+    def advance(self, index, ok, updates=()) -> np.ndarray:
+        """Close the iteration of ``index`` (starts whose objective was finite): store the new
+        parameters of the starts whose M-step was usable (``updates``: pairs of a parameter
+        array over all starts and its new values for ``index``), count the iteration, fail the
+        starts whose new parameters are unusable (``~ok``), freeze the converged ones.
+        Returns the mask of starts that converged now."""
         index = np.asarray(index, dtype=int)
         ok = np.asarray(ok, dtype=bool)
+        for target, values in updates:
+            target[index[ok]] = values[ok]
         self.n_iter[index] += 1
         for start in index[~ok]:
             self.fail([start], f"{COLLAPSE_REASON} at iteration {self.n_iter[start]}")

@@ -7,6 +7,7 @@ start (init) axis; the class lists its per-start fields in ``PER_START``.
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +42,53 @@ class PerStartResults:
                 + ". Increase reg_covar or use prior='default'."
             )
         return self.best
+
+
+@dataclass(kw_only=True)
+class EMRecord(PerStartResults):
+    """The per-start record every batched EM run returns (the fields of the EM monitor,
+    :class:`em_lib.numerics.monitor.EMMonitor`, plus the final objective); a model's results
+    dataclass adds its parameters and lists them first in ``PER_START``.
+
+    Attributes
+    ----------
+    log_likelihood : (I,) array
+        Observed-data log-likelihood of the returned parameters, summed over the data.
+    log_prior : (I,) array
+        Log prior density of the returned parameters (0 without a prior).
+    trace : (I, max_iter) array
+        Objective per iteration (mean per-sample log-likelihood, plus log prior / n with a
+        prior) of the parameters entering that iteration; NaN after a start stopped.
+    n_iter : (I,) int array
+    converged : (I,) bool array
+        True only if the tolerance was met; never because ``max_iter`` was reached.
+    failed : (I,) bool array
+    failure_reason : (I,) object array of str ('' where the start did not fail)
+    max_decrease : (I,) array
+        Largest decrease of the objective between iterations (0 if none); beyond round-off
+        this flags a numerical problem.
+    n_samples : int
+        Rows (time steps) used: those with at least one observed entry.
+    settings : dict
+    """
+
+    log_likelihood: np.ndarray
+    log_prior: np.ndarray
+    trace: np.ndarray
+    n_iter: np.ndarray
+    converged: np.ndarray
+    failed: np.ndarray
+    failure_reason: np.ndarray
+    max_decrease: np.ndarray
+    n_samples: int
+    settings: dict = field(default_factory=dict)
+
+    RECORDED = ("log_likelihood", "log_prior", "trace", "n_iter", "converged", "failed",
+                "failure_reason", "max_decrease")
+
+    @property
+    def n_init(self) -> int:
+        return self.log_likelihood.shape[0]
 
 
 def as_generator(random_state) -> np.random.Generator:

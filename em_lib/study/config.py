@@ -183,7 +183,8 @@ def _check_delta(config):
             f"K = {min(target['n_components'])}"
         )
     fitted = dataset_models(config, target["dataset"])
-    if target["model"] not in fitted:
+    mixtures = [m for m in fitted if m != HMM_MODEL]
+    if mixtures and target["model"] not in mixtures:
         raise ConfigError(f"sensitivity.delta.model: {target['model']!r} is not fitted to "
                           f"dataset {target['dataset']!r} (models: {fitted})")
     spec = config["datasets"][target["dataset"]]

@@ -80,6 +80,14 @@ def to_latex(frame: pd.DataFrame, *, digits: int = 3, comment: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_table(path) -> pd.DataFrame:
+    """A table written by :func:`write_table` (an empty file is an empty frame)."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def write_table(frame: pd.DataFrame, csv_path, tex_path, *, comment: str = "") -> None:
     """Write ``frame`` as CSV and as a booktabs LaTeX table."""
     frame.to_csv(csv_path, index=False)

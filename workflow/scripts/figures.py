@@ -9,13 +9,11 @@ def main(smk, log):
     import json
     from pathlib import Path
 
-    import pandas as pd
-
     from em_lib.study import plotting, report, results, sensitivity
 
     settings = smk.params.settings
-    tables = {Path(p).stem: pd.read_csv(p) for p in [*smk.input.tables, *smk.input.delta]}
-    starts = pd.read_csv(smk.input.starts)
+    tables = {Path(p).stem: report.read_table(p) for p in [*smk.input.tables, *smk.input.delta]}
+    starts = report.read_table(smk.input.starts)
     ds = results.open_results(smk.input.results)
     labels = sensitivity.variable_labels(ds)
     models = ds["model"].values.tolist()

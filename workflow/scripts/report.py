@@ -15,14 +15,12 @@ def main(smk, log):
     import json
     from pathlib import Path
 
-    import pandas as pd
-
     from em_lib.study import report, results, sensitivity
 
     settings, params = smk.params.settings, smk.params
     ds = results.open_results(smk.input.results)
     config = json.loads(ds.attrs["config"])
-    tables = {Path(p).stem: pd.read_csv(p) for p in [*smk.input.tables, *smk.input.delta]}
+    tables = {Path(p).stem: report.read_table(p) for p in [*smk.input.tables, *smk.input.delta]}
     notes = json.loads(Path(smk.input.notes).read_text(encoding="utf-8"))
     criterion = params.sensitivity["criterion"]
     findings = report.key_findings(

@@ -15,11 +15,14 @@ def main(smk, log):
     variables = target["variables"]
     if variables is None:
         variables = np.flatnonzero(np.isnan(X).any(axis=0)).tolist()
-    reference = delta.reference_model(results.open_results(smk.input.results), target)
+    ds = results.open_results(smk.input.results)
+    fitted = target["model"] in ds["model"].values.tolist()
+    reference = delta.reference_model(ds, target) if fitted else None
     if not variables:
         tables = delta.empty_tables("the data set has no missing value on this mask")
     elif reference is None:
-        tables = delta.empty_tables(f"no {target['model']} model was fitted on this mask")
+        tables = delta.empty_tables(f"no {target['model']} mixture was fitted to "
+                                    f"{target['dataset']} on this mask")
     else:
         fit_settings = MixtureSettings.from_config(
             {**smk.params.fit, "n_init": settings["n_init"], "nested_starts": False})
