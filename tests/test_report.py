@@ -79,6 +79,16 @@ def test_write_table(tmp_path, tables):
     assert (tmp_path / "t.tex").read_text().rstrip().endswith("\\end{tabular}")
 
 
+def test_read_table_reads_back_written_tables(tmp_path, tables):
+    report.write_table(tables["criteria"], tmp_path / "c.csv", tmp_path / "c.tex")
+    back = report.read_table(tmp_path / "c.csv")
+    assert back.columns.tolist() == tables["criteria"].columns.tolist()
+    assert len(back) == len(tables["criteria"])
+    report.write_table(pd.DataFrame(), tmp_path / "e.csv", tmp_path / "e.tex")
+    empty = report.read_table(tmp_path / "e.csv")
+    assert empty.empty and empty.columns.empty
+
+
 @pytest.fixture(scope="module")
 def figures(tables, tmp_path_factory):
     """Every figure of the toy tables, with its expected panel count, saved once as a small

@@ -178,12 +178,11 @@ def test_import_stays_light():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "SQUAREM polishing (numerics/squarem.py) can keep an extrapolated point whose spherical "
-    "variance is below reg_covar (8.6e-8 < 1e-6 here); its log-likelihood is then above what "
-    "the regularised EM map reaches from it, so diag K=2 (started there) ends 0.25 below "
-    "spherical K=2. Found by hypothesis on rounded (tied) data."))
 def test_nested_ordering_with_tied_values():
+    """Found by hypothesis on rounded (tied) data: SQUAREM polishing used to keep an
+    extrapolated point whose spherical variance was below reg_covar (8.6e-8 < 1e-6), so diag
+    K=2 (started from it) ended 0.25 below spherical K=2. Polishing now only keeps EM-step
+    outputs."""
     X = np.round(_random_data(3826294364, 15, 2, 3, False), 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -114,10 +114,12 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
     monitor = EMMonitor(n_init, max_iter, tol=tol, tol_type="relative", n_samples=n)
     pruned = np.zeros(n_init, dtype=bool)
 
-    def evaluate(index, w, mu, cov):
+    def evaluate(index, w, mu, cov, record=True):
         """One EM map for starts ``index``: objective of the input (-inf where the input is
-        not usable), the output parameters and whether the output is usable. Records the
-        input as the start's best if its objective is the highest seen."""
+        not usable), the output parameters and whether the output is usable. With ``record``
+        the input becomes the start's best if its objective is the highest seen; proposals
+        (extrapolated points no EM step produced) are never recorded, so the result is always
+        an EM step's output (e.g. variances never fall below ``reg_covar``)."""
         prec, ok = precision_cholesky(cov, covariance_type)
         ok &= ~collapsed_starts(prec, covariance_type, feature_variances)
         ok &= np.all(w > 0, axis=1) & np.isfinite(mu).all(axis=(1, 2))
@@ -144,7 +146,7 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
             good &= np.isfinite(values[1]).all(axis=(1, 2)) & np.isfinite(values[0]).all(axis=1)
             good &= ~collapsed_starts(new_prec, covariance_type, feature_variances)
             new_ok[sub] = good
-        improved = objective > best_objective[index]
+        improved = (objective > best_objective[index]) & record
         for name, value in (("weights", w), ("means", mu), ("covariances", cov)):
             best[name][index[improved]] = value[improved]
         best_objective[index[improved]] = objective[improved]
@@ -201,7 +203,7 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
         proposed = _from_vector(proposal, n_comp, d, covariance_type)
         finite = np.all(np.isfinite(proposal), axis=1)
         plain = tuple(part[go] for part in step2)
-        obj_p, step_p, ok_p = evaluate(index, *proposed)
+        obj_p, step_p, ok_p = evaluate(index, *proposed, record=False)
         accept = finite & ok_p & np.isfinite(obj_p) & (obj_p >= obj1[go])
         following = tuple(np.where(_expand(accept, a), a, b) for a, b in zip(step_p, plain,
                                                                              strict=True))

@@ -100,7 +100,7 @@ def write_table(frame: pd.DataFrame, csv_path, tex_path, *, comment: str = "") -
 
 
 def _rate(value) -> str:
-    return f"{100 * float(value):g}%"
+    return f"{100 * float(value):.3g}%"
 
 
 def key_findings(
