@@ -108,12 +108,6 @@ def test_initialisation_counts_optima_and_starts(starts):
     assert np.allclose(table["ll_best"], -100.0 - table["n_components"])
 
 
-@pytest.mark.xfail(
-    reason="sensitivity.initialisation_table ends in pd.DataFrame(rows) without columns: with "
-    "no starts (no HMM in the sweep) it has none of its documented columns, unlike the "
-    "criteria, selection, missingness and failures tables, and its CSV is a blank line",
-    strict=True,
-)
 def test_initialisation_table_of_no_starts_keeps_its_columns(starts, fits):
     none = starts.iloc[:0]
     assert not sensitivity.failures_table(none).columns.empty  # as the other tables do
@@ -337,11 +331,6 @@ def test_empty_tables_carry_the_reason():
     assert tipping.to_dict("records") == [{"side": "not run", "note": "no missing value"}]
 
 
-@pytest.mark.xfail(
-    reason="delta.empty_tables writes strings into the float64 columns of an empty frame "
-    "(tipping.loc[0] = [...]): pandas warns that this will raise in pandas 4",
-    strict=True,
-)
 def test_empty_tables_use_no_deprecated_pandas_upcast():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

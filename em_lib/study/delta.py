@@ -178,6 +178,5 @@ TIPPING_COLUMNS = ("side", "tipping_delta", "conclusion_at_0", "reference_k", "v
 def empty_tables(reason: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The two tables of an analysis that does not apply, with the reason in ``note``."""
     table = pd.DataFrame(columns=[*TABLE_COLUMNS, "note"])
-    tipping = pd.DataFrame({"side": [], "note": []})
-    tipping.loc[0] = ["not run", reason]
+    tipping = pd.DataFrame({"side": ["not run"], "note": [reason]})
     return table, tipping

@@ -247,7 +247,12 @@ def initialisation_table(
         row = dict(zip(keys, values, strict=True))
         row.update(_initialisation_row(group, tol, parameter_tol, probabilities))
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = [*keys, "n_starts", "n_failed", "ll_best", "ll_median", "ll_spread", "ll_iqr",
+               "n_optima", "share_best", "n_iter_median", "n_iter_max", "share_converged",
+               "n_optima_parameters",
+               *(f"starts_p{round(100 * p):d}" for p in probabilities)]
+    frame = pd.DataFrame(rows)
+    return frame.reindex(columns=[*columns, *(c for c in frame.columns if c not in columns)])
 
 
 # ---------------------------------------------------------------------------------------------
