@@ -78,8 +78,14 @@ def make_em_lib(k, covariance_type, init, args, nested=False, polish=False):
     asked for, so that both libraries stop at the same ``tol``."""
     import em_lib
 
-    kwargs = dict(covariance_type=covariance_type, n_init=args.n_init, init_params=init,
-                  tol=args.tol, max_iter=args.max_iter, random_state=args.seed)
+    kwargs = dict(
+        covariance_type=covariance_type,
+        n_init=args.n_init,
+        init_params=init,
+        tol=args.tol,
+        max_iter=args.max_iter,
+        random_state=args.seed,
+    )
     if em_lib_supports("nested_starts"):
         kwargs["nested_starts"] = nested
     if em_lib_supports("polish_tol") and not polish:
@@ -90,9 +96,15 @@ def make_em_lib(k, covariance_type, init, args, nested=False, polish=False):
 def make_sklearn(k, covariance_type, args):
     from sklearn.mixture import GaussianMixture
 
-    return GaussianMixture(k, covariance_type=covariance_type, n_init=args.n_init,
-                           init_params="kmeans", tol=args.tol, max_iter=args.max_iter,
-                           random_state=args.seed)
+    return GaussianMixture(
+        k,
+        covariance_type=covariance_type,
+        n_init=args.n_init,
+        init_params="kmeans",
+        tol=args.tol,
+        max_iter=args.max_iter,
+        random_state=args.seed,
+    )
 
 
 def clear_em_lib_caches():
@@ -158,10 +170,20 @@ def print_table(header, rows):
 def git_state():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "em_lib"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.split("\n")
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "em_lib"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\n")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     changed = [line[3:] for line in dirty if line.strip()]
@@ -177,44 +199,77 @@ def print_environment(args):
     import em_lib
 
     print("# em_lib vs scikit-learn: Gaussian mixture benchmark\n")
-    print(f"- date: {time.strftime('%Y-%m-%d %H:%M:%S')}; command: "
-          f"`{' '.join([os.path.basename(sys.executable)] + sys.argv)}`")
-    print(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load average at start {os.getloadavg()[0]:.1f}")
-    print(f"- python {platform.python_version()}, numpy {np.__version__}, scipy "
-          f"{scipy.__version__}, scikit-learn {sklearn.__version__}, em_lib "
-          f"{em_lib.__version__} at {git_state()}")
+    print(
+        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S')}; command: "
+        f"`{' '.join([os.path.basename(sys.executable)] + sys.argv)}`"
+    )
+    print(
+        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average at start {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"- python {platform.python_version()}, numpy {np.__version__}, scipy "
+        f"{scipy.__version__}, scikit-learn {sklearn.__version__}, em_lib "
+        f"{em_lib.__version__} at {git_state()}"
+    )
     threads = args.blas_threads or "unlimited"
     print(f"- BLAS/OpenMP threads per library: {threads} (threadpoolctl; `--blas-threads`)")
-    print(f"- settings: n_init={args.n_init}, tol={args.tol}, max_iter={args.max_iter}, "
-          f"random_state={args.seed}, data make_gaussian_mixture(separation=2.5, "
-          f"random_state={args.seed}) with full true covariances for both fitted types")
+    print(
+        f"- settings: n_init={args.n_init}, tol={args.tol}, max_iter={args.max_iter}, "
+        f"random_state={args.seed}, data make_gaussian_mixture(separation=2.5, "
+        f"random_state={args.seed}) with full true covariances for both fitted types"
+    )
     nested = em_lib_supports("nested_starts")
-    print("- em_lib columns use `nested_starts=False`" if nested else
-          "- this em_lib has no `nested_starts` parameter")
-    print(f"- log-likelihood 'equal' means em_lib >= sklearn - {args.ll_slack} "
-          "(mean per sample)\n")
+    print(
+        "- em_lib columns use `nested_starts=False`"
+        if nested
+        else "- this em_lib has no `nested_starts` parameter"
+    )
+    print(f"- log-likelihood 'equal' means em_lib >= sklearn - {args.ll_slack} (mean per sample)\n")
 
 
 # --------------------------------------------------------------------------- grid
 def compare_case(n, d, k, covariance_type, args, repeats):
     X = make_data(n, d, k, args.seed).X
-    em_time, em = time_fit(lambda: make_em_lib(k, covariance_type, "kmeans", args), X,
-                           repeats)
+    em_time, em = time_fit(lambda: make_em_lib(k, covariance_type, "kmeans", args), X, repeats)
     sk_time, sk = time_fit(lambda: make_sklearn(k, covariance_type, args), X, repeats)
-    auto_time, auto = time_fit(lambda: make_em_lib(k, covariance_type, "auto", args), X,
-                               repeats)
+    auto_time, auto = time_fit(lambda: make_em_lib(k, covariance_type, "auto", args), X, repeats)
     em_ll, sk_ll, auto_ll = em.score(X), sk.score(X), auto.score(X)
-    return dict(n=n, d=d, k=k, covariance_type=covariance_type, em_time=em_time,
-                sk_time=sk_time, auto_time=auto_time, em_ll=em_ll, sk_ll=sk_ll,
-                auto_ll=auto_ll, em_iter=em.n_iter_, sk_iter=sk.n_iter_,
-                auto_iter=auto.n_iter_)
+    return dict(
+        n=n,
+        d=d,
+        k=k,
+        covariance_type=covariance_type,
+        em_time=em_time,
+        sk_time=sk_time,
+        auto_time=auto_time,
+        em_ll=em_ll,
+        sk_ll=sk_ll,
+        auto_ll=auto_ll,
+        em_iter=em.n_iter_,
+        sk_iter=sk.n_iter_,
+        auto_iter=auto.n_iter_,
+    )
 
 
 def format_cases(results, speed_target, args):
-    header = ["n", "d", "K", "cov", "em_lib s (kmeans)", "sklearn s", "ratio sk/em",
-              "em_lib LL", "sklearn LL", "ΔLL em-sk", "iters em/sk", "em_lib auto s",
-              "ratio sk/auto", "em_lib auto LL", f"target (≥{speed_target:g}x, LL ≥)"]
+    header = [
+        "n",
+        "d",
+        "K",
+        "cov",
+        "em_lib s (kmeans)",
+        "sklearn s",
+        "ratio sk/em",
+        "em_lib LL",
+        "sklearn LL",
+        "ΔLL em-sk",
+        "iters em/sk",
+        "em_lib auto s",
+        "ratio sk/auto",
+        "em_lib auto LL",
+        f"target (≥{speed_target:g}x, LL ≥)",
+    ]
     rows, missed = [], []
     for r in results:
         ratio = r["sk_time"] / r["em_time"]
@@ -222,12 +277,25 @@ def format_cases(results, speed_target, args):
         ok = ratio >= speed_target and diff >= -args.ll_slack
         if not ok:
             missed.append(r)
-        rows.append([
-            f"{r['n']:,}", r["d"], r["k"], r["covariance_type"], f"{r['em_time']:.3f}",
-            f"{r['sk_time']:.3f}", f"{ratio:.2f}", f"{r['em_ll']:.5f}", f"{r['sk_ll']:.5f}",
-            f"{diff:+.2e}", f"{r['em_iter']}/{r['sk_iter']}", f"{r['auto_time']:.3f}",
-            f"{r['sk_time'] / r['auto_time']:.2f}", f"{r['auto_ll']:.5f}", mark(ok),
-        ])
+        rows.append(
+            [
+                f"{r['n']:,}",
+                r["d"],
+                r["k"],
+                r["covariance_type"],
+                f"{r['em_time']:.3f}",
+                f"{r['sk_time']:.3f}",
+                f"{ratio:.2f}",
+                f"{r['em_ll']:.5f}",
+                f"{r['sk_ll']:.5f}",
+                f"{diff:+.2e}",
+                f"{r['em_iter']}/{r['sk_iter']}",
+                f"{r['auto_time']:.3f}",
+                f"{r['sk_time'] / r['auto_time']:.2f}",
+                f"{r['auto_ll']:.5f}",
+                mark(ok),
+            ]
+        )
     print_table(header, rows)
     return missed
 
@@ -240,11 +308,16 @@ def run_grid(args):
         for d, k in dks:
             for covariance_type in COVARIANCE_TYPES:
                 results.append(compare_case(n, d, k, covariance_type, args, args.repeats))
-                print(f"<!-- done n={n} d={d} K={k} {covariance_type} -->", file=sys.stderr,
-                      flush=True)
-    print(f"## Grid: n_init={args.n_init}, best of at least {args.repeats} runs (short fits "
-          f"repeated until {MIN_TIMING_SECONDS:g} s was spent, at most {MAX_TIMING_RUNS} "
-          "runs; same rule for both libraries)\n")
+                print(
+                    f"<!-- done n={n} d={d} K={k} {covariance_type} -->",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    print(
+        f"## Grid: n_init={args.n_init}, best of at least {args.repeats} runs (short fits "
+        f"repeated until {MIN_TIMING_SECONDS:g} s was spent, at most {MAX_TIMING_RUNS} "
+        "runs; same rule for both libraries)\n"
+    )
     missed = format_cases(results, SPEED_TARGET, args)
     return missed
 
@@ -254,8 +327,10 @@ def run_big(args):
     if args.quick:
         n = QUICK_BIG_N
     result = compare_case(n, d, k, covariance_type, args, args.big_repeats)
-    print(f"## Large case: n={n:,}, d={d}, K={k}, {covariance_type}, n_init={args.n_init}, "
-          f"best of {args.big_repeats} run(s); target: em_lib not slower than sklearn\n")
+    print(
+        f"## Large case: n={n:,}, d={d}, K={k}, {covariance_type}, n_init={args.n_init}, "
+        f"best of {args.big_repeats} run(s); target: em_lib not slower than sklearn\n"
+    )
     return format_cases([result], 1.0, args)
 
 
@@ -279,9 +354,11 @@ def memory_child(args):
     with blas_limit(args.blas_threads):
         X = make_data(n, d, k, args.seed).X
         estimator = make_em_lib(k, covariance_type, args.mem_init, args)
-        out = {"x_bytes": X.nbytes,
-               "maxrss_before": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-               "rss_now": proc_status("VmRSS")}
+        out = {
+            "x_bytes": X.nbytes,
+            "maxrss_before": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "rss_now": proc_status("VmRSS"),
+        }
         if args.memory_child == "tracemalloc":
             tracemalloc.start()
         with warnings.catch_warnings():
@@ -311,13 +388,29 @@ def run_memory(args):
     for init in args.mem_inits.split(","):
         children = {}
         for mode in ("tracemalloc", "rss"):
-            command = [sys.executable, os.path.abspath(__file__), "--memory-child", mode,
-                       "--mem-n", str(n), "--mem-init", init, "--blas-threads",
-                       str(args.blas_threads), "--n-init", str(args.n_init), "--tol",
-                       str(args.tol), "--max-iter", str(args.max_iter), "--seed",
-                       str(args.seed)]
-            children[mode] = subprocess.Popen(command, stdout=subprocess.PIPE,
-                                              stderr=subprocess.PIPE, text=True)
+            command = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--memory-child",
+                mode,
+                "--mem-n",
+                str(n),
+                "--mem-init",
+                init,
+                "--blas-threads",
+                str(args.blas_threads),
+                "--n-init",
+                str(args.n_init),
+                "--tol",
+                str(args.tol),
+                "--max-iter",
+                str(args.max_iter),
+                "--seed",
+                str(args.seed),
+            ]
+            children[mode] = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
         measured = {}
         for mode, child in children.items():
             stdout, stderr = child.communicate()
@@ -330,24 +423,46 @@ def run_memory(args):
         traced, rss = measured["tracemalloc"], measured["rss"]
         with_x = traced["traced_peak"] + traced["x_bytes"]
         worst = max(with_x, rss["maxrss_peak"], rss["hwm_peak"])
-        rows.append([
-            init, f"{traced['traced_peak'] / GIB:.2f}", f"{with_x / GIB:.2f}",
-            f"{rss['rss_now'] / GIB:.2f}", f"{rss['maxrss_peak'] / GIB:.2f}",
-            f"{rss['hwm_peak'] / GIB:.2f}", f"{(rss['hwm_peak'] - rss['rss_now']) / GIB:.2f}",
-            f"{rss['seconds']:.1f}", mark(worst < MEMORY_TARGET),
-        ])
-    print(f"## Peak memory of one em_lib fit: n={n:,}, d={d}, K={k}, {covariance_type}, "
-          f"n_init={args.n_init} (fresh subprocesses)\n")
-    print("tracemalloc: peak of the allocations made during `fit` (X, "
-          f"{n * d * 8 / GIB:.3f} GiB, is allocated before and added in '+ X'). "
-          "getrusage: ru_maxrss of the whole process (interpreter, libraries, X, BLAS "
-          "buffers); VmHWM: the same peak from /proc/self/status; 'RSS before fit' is VmRSS "
-          "after generating the data. Both children of a row ran at the same time; the "
-          f"parent's RSS when they started was {parent_rss / GIB:.2f} GiB (a child's "
-          "ru_maxrss can include it, VmHWM cannot).\n")
-    print_table(["init_params", "tracemalloc peak GiB", "+ X GiB", "RSS before fit GiB",
-                 "ru_maxrss peak GiB", "VmHWM peak GiB", "VmHWM - before GiB",
-                 "fit s (RSS child)", "target < 4 GiB"], rows)
+        rows.append(
+            [
+                init,
+                f"{traced['traced_peak'] / GIB:.2f}",
+                f"{with_x / GIB:.2f}",
+                f"{rss['rss_now'] / GIB:.2f}",
+                f"{rss['maxrss_peak'] / GIB:.2f}",
+                f"{rss['hwm_peak'] / GIB:.2f}",
+                f"{(rss['hwm_peak'] - rss['rss_now']) / GIB:.2f}",
+                f"{rss['seconds']:.1f}",
+                mark(worst < MEMORY_TARGET),
+            ]
+        )
+    print(
+        f"## Peak memory of one em_lib fit: n={n:,}, d={d}, K={k}, {covariance_type}, "
+        f"n_init={args.n_init} (fresh subprocesses)\n"
+    )
+    print(
+        "tracemalloc: peak of the allocations made during `fit` (X, "
+        f"{n * d * 8 / GIB:.3f} GiB, is allocated before and added in '+ X'). "
+        "getrusage: ru_maxrss of the whole process (interpreter, libraries, X, BLAS "
+        "buffers); VmHWM: the same peak from /proc/self/status; 'RSS before fit' is VmRSS "
+        "after generating the data. Both children of a row ran at the same time; the "
+        f"parent's RSS when they started was {parent_rss / GIB:.2f} GiB (a child's "
+        "ru_maxrss can include it, VmHWM cannot).\n"
+    )
+    print_table(
+        [
+            "init_params",
+            "tracemalloc peak GiB",
+            "+ X GiB",
+            "RSS before fit GiB",
+            "ru_maxrss peak GiB",
+            "VmHWM peak GiB",
+            "VmHWM - before GiB",
+            "fit s (RSS child)",
+            "target < 4 GiB",
+        ],
+        rows,
+    )
 
 
 # --------------------------------------------------------------------------- flops
@@ -371,13 +486,18 @@ def run_flops(args):
     rows = []
 
     def em_call():
-        em_lib.fit_mixture_em(X, weights, means, covariances, covariance_type, max_iter=1,
-                              tol=0)
+        em_lib.fit_mixture_em(X, weights, means, covariances, covariance_type, max_iter=1, tol=0)
 
     seconds = best_time(em_call, repeats)
-    rows.append(["em_lib `fit_mixture_em(max_iter=1, tol=0)` (whole call: setup, phi, "
-                 "E+M, final E pass)", f"{seconds:.3f}", f"{two_products / 1e9:.2f}",
-                 f"{two_products / seconds / 1e9:.2f}"])
+    rows.append(
+        [
+            "em_lib `fit_mixture_em(max_iter=1, tol=0)` (whole call: setup, phi, "
+            "E+M, final E pass)",
+            f"{seconds:.3f}",
+            f"{two_products / 1e9:.2f}",
+            f"{two_products / seconds / 1e9:.2f}",
+        ]
+    )
 
     try:  # the loop body alone, through em_lib's internal kernels
         from em_lib.numerics.covariance import precision_cholesky
@@ -393,54 +513,92 @@ def run_flops(args):
         centred_means = means - center
 
         def iteration():
-            result = run_estep(engine, log_weights, centred_means, covariances, prec_chol,
-                               want_stats=True)
+            result = run_estep(
+                engine, log_weights, centred_means, covariances, prec_chol, want_stats=True
+            )
             new = mstep(result["stats"], covariance_type, 1e-6)
             precision_cholesky(new[2], covariance_type)
 
         def estep_only():
-            run_estep(engine, log_weights, centred_means, covariances, prec_chol,
-                      want_stats=False)
+            run_estep(engine, log_weights, centred_means, covariances, prec_chol, want_stats=False)
 
         seconds = best_time(iteration, repeats)
-        rows.append(["em_lib one EM iteration (E-step + statistics + M-step, phi cached)",
-                     f"{seconds:.3f}", f"{two_products / 1e9:.2f}",
-                     f"{two_products / seconds / 1e9:.2f}"])
+        rows.append(
+            [
+                "em_lib one EM iteration (E-step + statistics + M-step, phi cached)",
+                f"{seconds:.3f}",
+                f"{two_products / 1e9:.2f}",
+                f"{two_products / seconds / 1e9:.2f}",
+            ]
+        )
         seconds = best_time(estep_only, repeats)
-        rows.append(["em_lib E-step pass only (phi @ W + normalisation)", f"{seconds:.3f}",
-                     f"{product / 1e9:.2f}", f"{product / seconds / 1e9:.2f}"])
+        rows.append(
+            [
+                "em_lib E-step pass only (phi @ W + normalisation)",
+                f"{seconds:.3f}",
+                f"{product / 1e9:.2f}",
+                f"{product / seconds / 1e9:.2f}",
+            ]
+        )
 
     square = rng.standard_normal((2000, 2000))
     seconds = best_time(lambda: square @ square, repeats)
     flops = 2.0 * 2000**3
-    rows.append(["numpy 2000x2000 @ 2000x2000", f"{seconds:.3f}", f"{flops / 1e9:.2f}",
-                 f"{flops / seconds / 1e9:.2f}"])
+    rows.append(
+        [
+            "numpy 2000x2000 @ 2000x2000",
+            f"{seconds:.3f}",
+            f"{flops / 1e9:.2f}",
+            f"{flops / seconds / 1e9:.2f}",
+        ]
+    )
     phi = rng.standard_normal((n, columns))
     weight_matrix = rng.standard_normal((columns, outputs))
     resp = rng.random((n, outputs))
     seconds = best_time(lambda: phi @ weight_matrix, repeats)
-    rows.append([f"numpy skinny ({n:,} x {columns}) @ ({columns} x {outputs})",
-                 f"{seconds:.3f}", f"{product / 1e9:.2f}", f"{product / seconds / 1e9:.2f}"])
+    rows.append(
+        [
+            f"numpy skinny ({n:,} x {columns}) @ ({columns} x {outputs})",
+            f"{seconds:.3f}",
+            f"{product / 1e9:.2f}",
+            f"{product / seconds / 1e9:.2f}",
+        ]
+    )
     seconds = best_time(lambda: phi.T @ resp, repeats)
-    rows.append([f"numpy skinny ({columns} x {n:,}) @ ({n:,} x {outputs})", f"{seconds:.3f}",
-                 f"{product / 1e9:.2f}", f"{product / seconds / 1e9:.2f}"])
+    rows.append(
+        [
+            f"numpy skinny ({columns} x {n:,}) @ ({n:,} x {outputs})",
+            f"{seconds:.3f}",
+            f"{product / 1e9:.2f}",
+            f"{product / seconds / 1e9:.2f}",
+        ]
+    )
     block = 1024
     weight_t = np.ascontiguousarray(weight_matrix.T)
 
     def blocked():
         for start in range(0, n, block):
-            part = phi[start:start + block]
+            part = phi[start : start + block]
             part.T @ (weight_t @ part.T).T
 
     seconds = best_time(blocked, repeats)
-    rows.append([f"numpy both products in blocks of {block} rows (em_lib's layout)",
-                 f"{seconds:.3f}", f"{two_products / 1e9:.2f}",
-                 f"{two_products / seconds / 1e9:.2f}"])
-    print(f"## Achieved GFLOP/s: n={n:,}, d={d}, K={k}, full, n_init={n_init} "
-          f"(phi has {columns} columns, W has {outputs})\n")
-    print("Counted flops: E-step phi @ W and M-step phi.T @ resp, 2 n c IK each "
-          f"(= {product / 1e9:.2f} GFLOP per product); everything else in the timed code "
-          "(normalisation, exp/log, setup) is included in the time but not counted.\n")
+    rows.append(
+        [
+            f"numpy both products in blocks of {block} rows (em_lib's layout)",
+            f"{seconds:.3f}",
+            f"{two_products / 1e9:.2f}",
+            f"{two_products / seconds / 1e9:.2f}",
+        ]
+    )
+    print(
+        f"## Achieved GFLOP/s: n={n:,}, d={d}, K={k}, full, n_init={n_init} "
+        f"(phi has {columns} columns, W has {outputs})\n"
+    )
+    print(
+        "Counted flops: E-step phi @ W and M-step phi.T @ resp, 2 n c IK each "
+        f"(= {product / 1e9:.2f} GFLOP per product); everything else in the timed code "
+        "(normalisation, exp/log, setup) is included in the time but not counted.\n"
+    )
     print_table(["what", "best s", "GFLOP counted", "GFLOP/s"], rows)
 
 
@@ -457,23 +615,43 @@ def run_defaults_check(args):
                 sk_time, sk = time_fit(partial(make_sklearn, k, covariance_type, args), X, 1)
                 row = [f"{n:,}", d, k, covariance_type, f"{sk_time:.3f}", f"{sk.score(X):.5f}"]
                 for nested, polish in ((False, False), (False, True), (True, True)):
-                    factory = partial(make_em_lib, k, covariance_type, "auto", args,
-                                      nested=nested, polish=polish)
+                    factory = partial(
+                        make_em_lib, k, covariance_type, "auto", args, nested=nested, polish=polish
+                    )
                     seconds, fitted = time_fit(factory, X, 1)
-                    row += [f"{seconds:.3f}", f"{sk_time / seconds:.2f}",
-                            f"{fitted.score(X):.5f}"]
+                    row += [f"{seconds:.3f}", f"{sk_time / seconds:.2f}", f"{fitted.score(X):.5f}"]
                 rows.append(row)
-    print("## em_lib defaults: polishing and nested starts (init_params='auto', one run "
-          "each, cache cleared)\n")
-    print("'polish' continues the best distinct starts to a relative 1e-10 (`polish_tol`, on "
-          "by default); 'nested' adds the contained models' solutions as starts "
-          "(`nested_starts`; fits the whole lattice of contained models). "
-          "The last group is `GaussianMixture(K, covariance_type=..., n_init=10)` as "
-          "shipped.\n")
-    print_table(["n", "d", "K", "cov", "sklearn s", "sklearn LL",
-                 "auto s", "ratio", "auto LL",
-                 "+polish s", "ratio", "+polish LL",
-                 "defaults s", "ratio", "defaults LL"], rows)
+    print(
+        "## em_lib defaults: polishing and nested starts (init_params='auto', one run "
+        "each, cache cleared)\n"
+    )
+    print(
+        "'polish' continues the best distinct starts to a relative 1e-10 (`polish_tol`, on "
+        "by default); 'nested' adds the contained models' solutions as starts "
+        "(`nested_starts`; fits the whole lattice of contained models). "
+        "The last group is `GaussianMixture(K, covariance_type=..., n_init=10)` as "
+        "shipped.\n"
+    )
+    print_table(
+        [
+            "n",
+            "d",
+            "K",
+            "cov",
+            "sklearn s",
+            "sklearn LL",
+            "auto s",
+            "ratio",
+            "auto LL",
+            "+polish s",
+            "ratio",
+            "+polish LL",
+            "defaults s",
+            "ratio",
+            "defaults LL",
+        ],
+        rows,
+    )
 
 
 def run_thread_check(args):
@@ -483,8 +661,7 @@ def run_thread_check(args):
     rows = []
     for threads in (args.blas_threads, 0):
         with blas_limit(threads):
-            em_time, _ = time_fit(lambda: make_em_lib(k, covariance_type, "kmeans", args),
-                                  X, 1)
+            em_time, _ = time_fit(lambda: make_em_lib(k, covariance_type, "kmeans", args), X, 1)
             sk_time, _ = time_fit(lambda: make_sklearn(k, covariance_type, args), X, 1)
         rows.append([threads or "unlimited", f"{em_time:.3f}", f"{sk_time:.3f}"])
     print(f"## BLAS threads check: n={n:,}, d={d}, K={k}, {covariance_type}, one run each\n")
@@ -511,8 +688,10 @@ def run_profile(spec, args):
     stats = pstats.Stats(profiler, stream=stream)
     stats.sort_stats("cumulative").print_stats(args.profile_top)
     stats.sort_stats("tottime").print_stats(args.profile_top)
-    print(f"## cProfile: em_lib n={n:,} d={d} K={k} {covariance_type} init={init} "
-          f"n_init={args.n_init}: {elapsed:.3f} s under the profiler\n")
+    print(
+        f"## cProfile: em_lib n={n:,} d={d} K={k} {covariance_type} init={init} "
+        f"n_init={args.n_init}: {elapsed:.3f} s under the profiler\n"
+    )
     print("```")
     print(stream.getvalue().strip())
     print("```\n")
@@ -521,35 +700,55 @@ def run_profile(spec, args):
 # --------------------------------------------------------------------------- main
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="small grid (n <= 5000, d <= 5), large case at n=100,000")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small grid (n <= 5000, d <= 5), large case at n=100,000",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timing runs per grid case")
-    parser.add_argument("--big-repeats", type=int, default=1,
-                        help="timing runs for the large case")
+    parser.add_argument("--big-repeats", type=int, default=1, help="timing runs for the large case")
     parser.add_argument("--n-init", type=int, default=10)
     parser.add_argument("--tol", type=float, default=1e-3)
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--ll-slack", type=float, default=1e-3,
-                        help="em_lib LL may be this much below sklearn's and still count")
-    parser.add_argument("--blas-threads", type=int, default=1,
-                        help="threads per BLAS/OpenMP library (0: leave unlimited)")
+    parser.add_argument(
+        "--ll-slack",
+        type=float,
+        default=1e-3,
+        help="em_lib LL may be this much below sklearn's and still count",
+    )
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="threads per BLAS/OpenMP library (0: leave unlimited)",
+    )
     parser.add_argument("--skip-grid", action="store_true")
     parser.add_argument("--skip-big", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--mem-inits", default="kmeans",
-                        help="comma-separated init_params to measure memory for "
-                             "(kmeans allocates the most; e.g. kmeans,auto)")
+    parser.add_argument(
+        "--mem-inits",
+        default="kmeans",
+        help="comma-separated init_params to measure memory for "
+        "(kmeans allocates the most; e.g. kmeans,auto)",
+    )
     parser.add_argument("--skip-flops", action="store_true")
-    parser.add_argument("--defaults-check", action="store_true",
-                        help="also time em_lib's defaults (polishing, nested starts)")
-    parser.add_argument("--thread-check", action="store_true",
-                        help="also time one case with unlimited BLAS threads")
-    parser.add_argument("--profile", metavar="N,D,K[,COV[,INIT]]", action="append",
-                        help="cProfile one em_lib fit of this case (repeatable)")
+    parser.add_argument(
+        "--defaults-check",
+        action="store_true",
+        help="also time em_lib's defaults (polishing, nested starts)",
+    )
+    parser.add_argument(
+        "--thread-check", action="store_true", help="also time one case with unlimited BLAS threads"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="N,D,K[,COV[,INIT]]",
+        action="append",
+        help="cProfile one em_lib fit of this case (repeatable)",
+    )
     parser.add_argument("--profile-top", type=int, default=20)
-    parser.add_argument("--memory-child", choices=("tracemalloc", "rss"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", choices=("tracemalloc", "rss"), help=argparse.SUPPRESS)
     parser.add_argument("--mem-n", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--mem-init", default="kmeans", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -582,8 +781,9 @@ def main(argv=None):
         run_thread_check(args)
     compared = not (args.skip_grid and args.skip_big)
     if missed:
-        names = ", ".join(f"n={r['n']:,} d={r['d']} K={r['k']} {r['covariance_type']}"
-                          for r in missed)
+        names = ", ".join(
+            f"n={r['n']:,} d={r['d']} K={r['k']} {r['covariance_type']}" for r in missed
+        )
         print(f"**Missed speed/log-likelihood targets ({len(missed)}):** {names}\n")
     elif compared:
         print("All speed/log-likelihood targets met.\n")

@@ -11,8 +11,14 @@ on first use, and no plotting, xarray or snakemake module is ever loaded by the 
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianHMM", "GaussianMixture", "MixtureFit", "fit_mixture_em", "select_mixture",
-           "__version__"]
+__all__ = [
+    "GaussianHMM",
+    "GaussianMixture",
+    "MixtureFit",
+    "fit_mixture_em",
+    "select_mixture",
+    "__version__",
+]
 
 _LAZY = {
     "GaussianMixture": "em_lib.mixture",

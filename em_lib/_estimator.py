@@ -55,7 +55,8 @@ def _sklearn_subclass(name, ours, sklearn_name):
         return ours
     if name not in _SKLEARN_COMPATIBLE:
         _SKLEARN_COMPATIBLE[name] = type(
-            ours.__name__, (ours, getattr(sk_exceptions, sklearn_name)),
+            ours.__name__,
+            (ours, getattr(sk_exceptions, sklearn_name)),
             {"__module__": __name__, "__qualname__": name, "__doc__": ours.__doc__},
         )
         globals()[name] = _SKLEARN_COMPATIBLE[name]  # picklable by its qualified name
@@ -65,8 +66,7 @@ def _sklearn_subclass(name, ours, sklearn_name):
 def convergence_warning_class():
     """The class em_lib warns with when a fit did not converge (see
     :class:`ConvergenceWarning`)."""
-    return _sklearn_subclass("_SklearnConvergenceWarning", ConvergenceWarning,
-                             "ConvergenceWarning")
+    return _sklearn_subclass("_SklearnConvergenceWarning", ConvergenceWarning, "ConvergenceWarning")
 
 
 class EstimatorMixin:
@@ -78,7 +78,8 @@ class EstimatorMixin:
     def _get_param_names(cls):
         signature = inspect.signature(cls.__init__)
         return sorted(
-            name for name, p in signature.parameters.items()
+            name
+            for name, p in signature.parameters.items()
             if name != "self" and p.kind != p.VAR_KEYWORD
         )
 
@@ -104,7 +105,8 @@ class EstimatorMixin:
             value = getattr(self, name)
             default = param.default
             same = value is default or (
-                not isinstance(value, np.ndarray) and not isinstance(default, np.ndarray)
+                not isinstance(value, np.ndarray)
+                and not isinstance(default, np.ndarray)
                 and value == default
             )
             if not same:
@@ -134,8 +136,9 @@ class EstimatorMixin:
 make_rng = as_generator
 
 
-def validate_X(X, *, name="X", allow_nan=True, min_samples=1, n_features=None,
-               estimator_name="estimator"):
+def validate_X(
+    X, *, name="X", allow_nan=True, min_samples=1, n_features=None, estimator_name="estimator"
+):
     """Convert to a float64 2-D array and check it, with messages that name the problem."""
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
         raise TypeError(f"{name} is a sparse matrix; em_lib needs a dense array")
@@ -162,8 +165,7 @@ def validate_X(X, *, name="X", allow_nan=True, min_samples=1, n_features=None,
         )
     if array.shape[1] < 1:
         raise ValueError(
-            f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is "
-            "required."
+            f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required."
         )
     try:
         array = np.array(array, dtype=np.float64)

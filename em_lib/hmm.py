@@ -234,26 +234,33 @@ class GaussianHMM(EstimatorMixin):
         covariance type (a message), or None when they do."""
         k, covariance_type = self.n_components, self.covariance_type
         try:
-            arrays = {name: np.asarray(getattr(self, attribute), dtype=float)
-                      for _, attribute, name in _PARAMETERS}
+            arrays = {
+                name: np.asarray(getattr(self, attribute), dtype=float)
+                for _, attribute, name in _PARAMETERS
+            }
         except (TypeError, ValueError) as err:
             return f"the model parameters must be numeric arrays ({err})"
         means = arrays["means_"]
         if means.ndim != 2 or means.shape[0] != k:
-            return (f"means_ must have shape (n_components, n_features) with "
-                    f"n_components={k}, got {means.shape}")
+            return (
+                f"means_ must have shape (n_components, n_features) with "
+                f"n_components={k}, got {means.shape}"
+            )
         d = means.shape[1]
         expected = {
             "startprob_": (k,),
             "transmat_": (k, k),
-            "covars_": {"full": (k, d, d), "diag": (k, d), "spherical": (k,),
-                        "tied": (d, d)}[covariance_type],
+            "covars_": {"full": (k, d, d), "diag": (k, d), "spherical": (k,), "tied": (d, d)}[
+                covariance_type
+            ],
         }
         for name, shape in expected.items():
             if arrays[name].shape != shape:
                 what = f"{covariance_type} covars_" if name == "covars_" else name
-                return (f"{what} must have shape {shape} for n_components={k} and "
-                        f"n_features={d} (from means_), got {arrays[name].shape}")
+                return (
+                    f"{what} must have shape {shape} for n_components={k} and "
+                    f"n_features={d} (from means_), got {arrays[name].shape}"
+                )
         return None
 
     def __sklearn_is_fitted__(self):
@@ -351,8 +358,9 @@ class GaussianHMM(EstimatorMixin):
         self.n_iter_ = result.n_iter
         self.n_features_in_ = X.shape[1]
         self.n_features = X.shape[1]
-        self._fitted_values = {attribute: getattr(self, attribute)
-                               for _, attribute, _ in _PARAMETERS}
+        self._fitted_values = {
+            attribute: getattr(self, attribute) for _, attribute, _ in _PARAMETERS
+        }
         if not self.converged_ and self.n_iter > 0:
             warnings.warn(
                 f"Best start did not converge in {self.n_iter} iterations (tol={self.tol} on "
@@ -367,8 +375,11 @@ class GaussianHMM(EstimatorMixin):
         (values a previous fit left are not the user's)."""
         fitted = getattr(self, "_fitted_values", {})
         for letter, attribute, name in _PARAMETERS:
-            if (letter in self.init_params and attribute in self.__dict__
-                    and self.__dict__[attribute] is not fitted.get(attribute)):
+            if (
+                letter in self.init_params
+                and attribute in self.__dict__
+                and self.__dict__[attribute] is not fitted.get(attribute)
+            ):
                 warnings.warn(
                     f"{name} is set, but fit overwrites it: init_params={self.init_params!r} "
                     f"contains {letter!r}. Leave {letter!r} out of init_params to start from "
@@ -479,7 +490,9 @@ class GaussianHMM(EstimatorMixin):
         full = self.covars_
         factors = np.linalg.cholesky(full)
         noise = rng.standard_normal((n_samples, self.n_features_in_))
-        X = np.asarray(self.means_, dtype=float)[states] + np.einsum("nde,ne->nd", factors[states], noise)
+        X = np.asarray(self.means_, dtype=float)[states] + np.einsum(
+            "nde,ne->nd", factors[states], noise
+        )
         return X, states
 
     def get_stationary_distribution(self):

@@ -143,11 +143,28 @@ class GaussianMixture(EstimatorMixin):
         kept start's objective per iteration. Printed to stdout, as scikit-learn does.
     """
 
-    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
-                 max_iter=100, n_init=1, init_params="auto", weights_init=None,
-                 means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 tol_type="absolute", prior=None, nested_starts=False, polish_tol=1e-10,
-                 polish_starts=5, verbose=0):
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="auto",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        tol_type="absolute",
+        prior=None,
+        nested_starts=False,
+        polish_tol=1e-10,
+        polish_starts=5,
+        verbose=0,
+    ):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -172,9 +189,15 @@ class GaussianMixture(EstimatorMixin):
         check_positive_int(self.n_components, "n_components")
         check_covariance_type(self.covariance_type)
         return MixtureSettings(
-            n_init=self.n_init, init_params=self.init_params, tol=self.tol,
-            tol_type=self.tol_type, max_iter=self.max_iter, reg_covar=self.reg_covar,
-            prior=self.prior, nested_starts=self.nested_starts, polish_tol=self.polish_tol,
+            n_init=self.n_init,
+            init_params=self.init_params,
+            tol=self.tol,
+            tol_type=self.tol_type,
+            max_iter=self.max_iter,
+            reg_covar=self.reg_covar,
+            prior=self.prior,
+            nested_starts=self.nested_starts,
+            polish_tol=self.polish_tol,
             polish_starts=self.polish_starts,
         ).validate()
 
@@ -191,7 +214,8 @@ class GaussianMixture(EstimatorMixin):
             warnings.warn(
                 f"{empty_rows} row(s) of X have no observed value; they contribute zero to the "
                 "log-likelihood and are ignored by the fit",
-                UserWarning, stacklevel=3,
+                UserWarning,
+                stacklevel=3,
             )
         n_used = X.shape[0] - empty_rows
         if n_used < self.n_components:
@@ -216,9 +240,14 @@ class GaussianMixture(EstimatorMixin):
         """User-given starting parameters for :func:`fit_mixture` (``initial``), or None."""
         n_init, n_comp, ct = self.n_init, self.n_components, self.covariance_type
         if self.warm_start and self.__sklearn_is_fitted__():
-            return {name: np.array(getattr(self, attribute), dtype=float)[None]
-                    for name, attribute in (("weights", "weights_"), ("means", "means_"),
-                                            ("covariances", "covariances_"))}
+            return {
+                name: np.array(getattr(self, attribute), dtype=float)[None]
+                for name, attribute in (
+                    ("weights", "weights_"),
+                    ("means", "means_"),
+                    ("covariances", "covariances_"),
+                )
+            }
         initial = {}
         if self.weights_init is not None:
             weights = self._user_init("weights_init", self.weights_init, (n_comp,), n_init)
@@ -226,18 +255,24 @@ class GaussianMixture(EstimatorMixin):
                 raise ValueError("weights_init must be non-negative and sum to 1")
             initial["weights"] = weights
         if self.means_init is not None:
-            initial["means"] = self._user_init("means_init", self.means_init,
-                                               (n_comp, n_features), n_init)
+            initial["means"] = self._user_init(
+                "means_init", self.means_init, (n_comp, n_features), n_init
+            )
         if self.precisions_init is not None:
-            shape = {"full": (n_comp, n_features, n_features), "tied": (n_features, n_features),
-                     "diag": (n_comp, n_features), "spherical": (n_comp,)}[ct]
+            shape = {
+                "full": (n_comp, n_features, n_features),
+                "tied": (n_features, n_features),
+                "diag": (n_comp, n_features),
+                "spherical": (n_comp,),
+            }[ct]
             precisions = self._user_init("precisions_init", self.precisions_init, shape, n_init)
             if ct in ("full", "tied"):
                 try:
                     lower = np.linalg.cholesky(precisions)  # precision = L L^T
                 except np.linalg.LinAlgError:
                     raise ValueError(
-                        "precisions_init must be symmetric positive definite") from None
+                        "precisions_init must be symmetric positive definite"
+                    ) from None
                 inv_lower = triangular_inverse(lower)
                 initial["covariances"] = np.swapaxes(inv_lower, -1, -2) @ inv_lower
             else:
@@ -259,8 +294,14 @@ class GaussianMixture(EstimatorMixin):
         X = self._validate_fit_data(X)
         warm = self.warm_start and self.__sklearn_is_fitted__()
         previous = getattr(self, "lower_bound_", -np.inf) if warm else -np.inf
-        result = fit_mixture(X, self.n_components, self.covariance_type, settings,
-                             self.random_state, initial=self._initial(X.shape[1]))
+        result = fit_mixture(
+            X,
+            self.n_components,
+            self.covariance_type,
+            settings,
+            self.random_state,
+            initial=self._initial(X.shape[1]),
+        )
         self._set_result(result, X.shape[1], dtype=dtype)
         if warm and not self.converged_:
             self.converged_ = self._converged_across_fits(previous, result)
@@ -270,7 +311,8 @@ class GaussianMixture(EstimatorMixin):
             warnings.warn(
                 f"Best start did not converge in {self.max_iter} iterations (tol={self.tol}, "
                 f"{self.tol_type}); increase max_iter or tol.",
-                convergence_warning_class(), stacklevel=2,
+                convergence_warning_class(),
+                stacklevel=2,
             )
         return self._labels(X, result)
 
@@ -280,46 +322,58 @@ class GaussianMixture(EstimatorMixin):
         compared with the previous fit's last objective, as between two iterations."""
         if result.trace.size == 0 or not np.isfinite(previous):
             return False
-        monitor = EMMonitor(1, 0, tol=self.tol, tol_type=self.tol_type,
-                            n_samples=result.n_samples)
-        return bool(monitor.is_converged(np.array([result.trace[0]]),
-                                         np.array([previous]))[0])
+        monitor = EMMonitor(1, 0, tol=self.tol, tol_type=self.tol_type, n_samples=result.n_samples)
+        return bool(monitor.is_converged(np.array([result.trace[0]]), np.array([previous]))[0])
 
     def _print_fit(self, result: MixtureFitResult):
         """The verbose report (stdout): every start, the polishing, the kept start and, for
         ``verbose >= 2``, the kept start's objective per iteration."""
         starts = result.starts
-        print(f"{type(self).__name__}: {starts.n_init} start(s) of K={self.n_components} "
-              f"{self.covariance_type}, batched run")
+        print(
+            f"{type(self).__name__}: {starts.n_init} start(s) of K={self.n_components} "
+            f"{self.covariance_type}, batched run"
+        )
         for i in range(starts.n_init):
             if starts.failed[i]:
                 status = f"failed ({starts.failure_reason[i]})"
             else:
                 status = "converged" if starts.converged[i] else "did not converge"
-            print(f"  start {i:3d}  {str(result.origin[i]):<22}  log-likelihood "
-                  f"{starts.log_likelihood[i]:.6f}  n_iter {int(starts.n_iter[i]):4d}  {status}")
+            print(
+                f"  start {i:3d}  {str(result.origin[i]):<22}  log-likelihood "
+                f"{starts.log_likelihood[i]:.6f}  n_iter {int(starts.n_iter[i]):4d}  {status}"
+            )
         if result.polish is None:
-            reason = ("off (polish_tol=None)" if self.polish_tol is None or self.max_iter == 0
-                      else "no improvement kept")
+            reason = (
+                "off (polish_tol=None)"
+                if self.polish_tol is None or self.max_iter == 0
+                else "no improvement kept"
+            )
             print(f"  polishing: {reason}")
         else:
             polish = result.polish
-            print(f"  polishing {polish.n_init} start(s) to a relative change of "
-                  f"{self.polish_tol:g}")
+            print(
+                f"  polishing {polish.n_init} start(s) to a relative change of {self.polish_tol:g}"
+            )
             for row, start in enumerate(result.polished_starts):
                 status = "converged" if polish.converged[row] else "did not converge"
                 if polish.failed[row]:
                     status = f"failed ({polish.failure_reason[row]})"
-                print(f"  start {int(start):3d}  log-likelihood "
-                      f"{starts.log_likelihood[start]:.6f} -> {polish.log_likelihood[row]:.6f}"
-                      f"  n_iter {int(polish.n_iter[row]):4d}  {status}")
-        print(f"  kept start {result.best_start} ({result.origin[result.best_start]}): "
-              f"log-likelihood {result.log_likelihood:.6f}, n_iter {result.n_iter}, "
-              f"converged {self.converged_}")
+                print(
+                    f"  start {int(start):3d}  log-likelihood "
+                    f"{starts.log_likelihood[start]:.6f} -> {polish.log_likelihood[row]:.6f}"
+                    f"  n_iter {int(polish.n_iter[row]):4d}  {status}"
+                )
+        print(
+            f"  kept start {result.best_start} ({result.origin[result.best_start]}): "
+            f"log-likelihood {result.log_likelihood:.6f}, n_iter {result.n_iter}, "
+            f"converged {self.converged_}"
+        )
         if self.verbose >= 2:
             batch = int(np.isfinite(starts.trace[result.best_start]).sum())
-            print(f"  objective per iteration of start {result.best_start} "
-                  "(mean per-sample log-likelihood of the parameters entering it):")
+            print(
+                f"  objective per iteration of start {result.best_start} "
+                "(mean per-sample log-likelihood of the parameters entering it):"
+            )
             previous = None
             for step, value in enumerate(result.trace, 1):
                 stage = "batch" if step <= batch else "polish"
@@ -355,10 +409,15 @@ class GaussianMixture(EstimatorMixin):
         """Most probable component of every row, through the fit's engine (no second pass
         building features); rows with nothing observed get the heaviest component."""
         prepared = fit.prepared
-        result = run_estep(prepared.engine, np.log(fit.weights)[None],
-                           (fit.means - prepared.center)[None], fit.covariances[None],
-                           fit.precisions_cholesky[None], want_stats=False,
-                           want_log_prob=True)
+        result = run_estep(
+            prepared.engine,
+            np.log(fit.weights)[None],
+            (fit.means - prepared.center)[None],
+            fit.covariances[None],
+            fit.precisions_cholesky[None],
+            want_stats=False,
+            want_log_prob=True,
+        )
         labels = np.full(X.shape[0], int(np.argmax(fit.weights)))
         labels[prepared.keep] = result["weighted_log_prob"][0].argmax(axis=1)
         return labels
@@ -366,15 +425,19 @@ class GaussianMixture(EstimatorMixin):
     # ------------------------------------------------------------------ inference
     def _parameters64(self):
         """(weights, means, covariances) as float64 arrays (the attributes may be float32)."""
-        return (np.asarray(self.weights_, dtype=float), np.asarray(self.means_, dtype=float),
-                np.asarray(self.covariances_, dtype=float))
+        return (
+            np.asarray(self.weights_, dtype=float),
+            np.asarray(self.means_, dtype=float),
+            np.asarray(self.covariances_, dtype=float),
+        )
 
     def _weighted_log_prob(self, X):
         self._check_fitted()
         X = validate_X(X, n_features=self.n_features_in_, estimator_name=type(self).__name__)
         weights, means, covariances = self._parameters64()
-        log_density = log_gaussian_density(X, means[None], covariances[None],
-                                           self.covariance_type)[0]
+        log_density = log_gaussian_density(X, means[None], covariances[None], self.covariance_type)[
+            0
+        ]
         empty = np.isnan(X).all(axis=1)
         return X, log_density + np.log(weights), empty
 
@@ -412,8 +475,7 @@ class GaussianMixture(EstimatorMixin):
         log_norm[empty] = 0.0
         used = ~empty
         entropy = -(weighted[used] - log_norm[used, None]).max(axis=1).sum()
-        return information_criteria(log_norm.sum(), self._n_parameters(), int(used.sum()),
-                                    entropy)
+        return information_criteria(log_norm.sum(), self._n_parameters(), int(used.sum()), entropy)
 
     def bic(self, X):
         """Bayesian information criterion, ``-2 log L + p log n``; lower is better."""
@@ -455,5 +517,10 @@ class GaussianMixture(EstimatorMixin):
         self._check_fitted()
         X = validate_X(X, n_features=self.n_features_in_, estimator_name=type(self).__name__)
         check_positive_int(n_draws, "n_draws")
-        return impute_mixture(X, *self._parameters64(), self.covariance_type, n_draws=n_draws,
-                              rng=make_rng(random_state))
+        return impute_mixture(
+            X,
+            *self._parameters64(),
+            self.covariance_type,
+            n_draws=n_draws,
+            rng=make_rng(random_state),
+        )

@@ -31,10 +31,28 @@ __all__ = ["CRITERIA", "SelectionResult", "select_mixture"]
 
 CRITERIA = ("bic", "aic", "icl")
 # GaussianMixture parameters select_mixture passes through as **settings
-SETTINGS = ("tol", "reg_covar", "max_iter", "init_params", "tol_type", "prior", "polish_tol",
-            "polish_starts")
-TABLE_COLUMNS = ("covariance_type", "n_components", "log_likelihood", "n_parameters", "bic",
-                 "aic", "icl", "converged", "n_iter", "n_samples")
+SETTINGS = (
+    "tol",
+    "reg_covar",
+    "max_iter",
+    "init_params",
+    "tol_type",
+    "prior",
+    "polish_tol",
+    "polish_starts",
+)
+TABLE_COLUMNS = (
+    "covariance_type",
+    "n_components",
+    "log_likelihood",
+    "n_parameters",
+    "bic",
+    "aic",
+    "icl",
+    "converged",
+    "n_iter",
+    "n_samples",
+)
 
 
 @dataclass
@@ -79,8 +97,7 @@ def _grid_components(n_components):
         ) from None
     if not values:
         raise ValueError("n_components is empty: give at least one number of components")
-    bad = [k for k in values
-           if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1]
+    bad = [k for k in values if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1]
     if bad:
         raise ValueError(f"n_components must hold integers >= 1, got {bad}")
     return sorted({int(k) for k in values})
@@ -92,8 +109,7 @@ def _grid_types(covariance_types):
         values = list(values)
     except TypeError:
         raise ValueError(
-            f"covariance_types must be a string or a sequence of strings, got "
-            f"{covariance_types!r}"
+            f"covariance_types must be a string or a sequence of strings, got {covariance_types!r}"
         ) from None
     if not values:
         raise ValueError("covariance_types is empty: give at least one covariance type")
@@ -121,10 +137,19 @@ def _seed(random_state):
 def _check_settings(settings):
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
-        fixed = {"n_components", "covariance_type", "n_init", "random_state",
-                 "nested_starts"} & set(unknown)
-        hint = (f"; {sorted(fixed)} are select_mixture's own arguments or fixed "
-                "(nested_starts is always True)" if fixed else "")
+        fixed = {
+            "n_components",
+            "covariance_type",
+            "n_init",
+            "random_state",
+            "nested_starts",
+        } & set(unknown)
+        hint = (
+            f"; {sorted(fixed)} are select_mixture's own arguments or fixed "
+            "(nested_starts is always True)"
+            if fixed
+            else ""
+        )
         raise TypeError(
             f"select_mixture() got unexpected setting(s) {unknown}; the GaussianMixture "
             f"settings it passes through are {list(SETTINGS)}{hint}"
@@ -150,14 +175,22 @@ def _check_data(X, largest):
         warnings.warn(
             f"{empty_rows} row(s) of X have no observed value; they contribute zero to the "
             "log-likelihood and are ignored by the fit",
-            UserWarning, stacklevel=3,
+            UserWarning,
+            stacklevel=3,
         )
     return X
 
 
-def select_mixture(X, n_components=range(1, 10),
-                   covariance_types=("full", "diag", "spherical", "tied"), criterion="bic", *,
-                   n_init=10, random_state=None, **settings) -> SelectionResult:
+def select_mixture(
+    X,
+    n_components=range(1, 10),
+    covariance_types=("full", "diag", "spherical", "tied"),
+    criterion="bic",
+    *,
+    n_init=10,
+    random_state=None,
+    **settings,
+) -> SelectionResult:
     """Fit every ``(covariance_type, K)`` of a grid once and pick the best by a criterion.
 
     Parameters
@@ -208,34 +241,39 @@ def select_mixture(X, n_components=range(1, 10),
     for covariance_type in types:
         for k in components:
             result = lattice.fit(k, covariance_type)
-            estimator = GaussianMixture(**{**template.get_params(), "n_components": k,
-                                           "covariance_type": covariance_type})
+            estimator = GaussianMixture(
+                **{**template.get_params(), "n_components": k, "covariance_type": covariance_type}
+            )
             estimator._set_result(result, X.shape[1], dtype=dtype)
             values = estimator.criteria(X)
             estimators[covariance_type, k] = estimator
             if not result.converged and result.settings.max_iter > 0:
                 not_converged.append((covariance_type, k))
-            rows.append({
-                "covariance_type": covariance_type,
-                "n_components": k,
-                "log_likelihood": result.log_likelihood,
-                "n_parameters": estimator._n_parameters(),
-                "bic": float(values["bic"]),
-                "aic": float(values["aic"]),
-                "icl": float(values["icl"]),
-                "converged": bool(result.converged),
-                "n_iter": int(result.n_iter),
-                "n_samples": int(result.n_samples),
-            })
+            rows.append(
+                {
+                    "covariance_type": covariance_type,
+                    "n_components": k,
+                    "log_likelihood": result.log_likelihood,
+                    "n_parameters": estimator._n_parameters(),
+                    "bic": float(values["bic"]),
+                    "aic": float(values["aic"]),
+                    "icl": float(values["icl"]),
+                    "converged": bool(result.converged),
+                    "n_iter": int(result.n_iter),
+                    "n_samples": int(result.n_samples),
+                }
+            )
     if not_converged:
         warnings.warn(
             f"the kept start of {len(not_converged)} cell(s) did not converge in "
             f"{template.max_iter} iterations: {not_converged}; increase max_iter or tol.",
-            convergence_warning_class(), stacklevel=2,
+            convergence_warning_class(),
+            stacklevel=2,
         )
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     scores = table[criterion].to_numpy(dtype=float)
     best = int(np.argmin(np.where(np.isnan(scores), np.inf, scores)))
     best_key = (table["covariance_type"].iloc[best], int(table["n_components"].iloc[best]))
-    return SelectionResult(best_estimator=estimators[best_key], estimators=estimators,
-                           table=table, criterion=criterion)
+    return SelectionResult(
+        best_estimator=estimators[best_key], estimators=estimators, table=table, criterion=criterion
+    )

@@ -35,8 +35,15 @@ def _merge(base: dict, change: dict) -> dict:
     return out
 
 
-BLOBS = {"kind": "gaussian_mixture", "n_samples": 80, "n_features": 2, "n_components": 2,
-         "separation": 5.0, "covariance_type": "full", "seed": 0}
+BLOBS = {
+    "kind": "gaussian_mixture",
+    "n_samples": 80,
+    "n_features": 2,
+    "n_components": 2,
+    "separation": 5.0,
+    "covariance_type": "full",
+    "seed": 0,
+}
 
 
 def tiny_config(change: dict | None = None, *, complete: bool = True) -> dict:
@@ -47,9 +54,14 @@ def tiny_config(change: dict | None = None, *, complete: bool = True) -> dict:
     config = {
         "root_seed": 5,
         "datasets": {"blobs": dict(BLOBS)},
-        "sweep": {"model": ["full", "diag"], "n_components": [1, 2],
-                  "mechanism": ["none", "MCAR"], "missing_rate": [0.0, 0.2],
-                  "replicate": [0], "method": ["em", "complete_case", "mean_impute"]},
+        "sweep": {
+            "model": ["full", "diag"],
+            "n_components": [1, 2],
+            "mechanism": ["none", "MCAR"],
+            "missing_rate": [0.0, 0.2],
+            "replicate": [0],
+            "method": ["em", "complete_case", "mean_impute"],
+        },
         "fit": {"n_init": 3, "max_iter": 40, "tol": 1e-3},
         "hmm": {"enabled": False},
         "sensitivity": {"delta": {"deltas": [-1.0, 0.0, 1.0], "n_draws": 0, "n_init": 2}},
@@ -66,8 +78,9 @@ def write_table(path) -> Path:
     """A CSV table ``a, b, c, label``: two groups of 20 rows (centres 0 and 6), with empty
     cells at :data:`TABLE_EMPTY` (no row entirely empty)."""
     rng = np.random.default_rng(1)
-    X = np.vstack([rng.normal(0.0, 1.0, (TABLE_ROWS // 2, 3)),
-                   rng.normal(6.0, 1.0, (TABLE_ROWS // 2, 3))])
+    X = np.vstack(
+        [rng.normal(0.0, 1.0, (TABLE_ROWS // 2, 3)), rng.normal(6.0, 1.0, (TABLE_ROWS // 2, 3))]
+    )
     lines = ["a,b,c,label"]
     for i, row in enumerate(X):
         cells = ["" if (i, j) in TABLE_EMPTY else repr(float(v)) for j, v in enumerate(row)]
@@ -82,12 +95,15 @@ def run_study(config: dict, attrs: dict | None = None):
     prepared arrays by data set and ``fits`` / ``masks`` the ``(labels, arrays)`` records
     given to :func:`em_lib.study.results.build_dataset`."""
     root = config["root_seed"]
-    data = {name: jobs.prepare_dataset(name, config["datasets"][name], root)
-            for name in design.dataset_names(config)}
+    data = {
+        name: jobs.prepare_dataset(name, config["datasets"][name], root)
+        for name in design.dataset_names(config)
+    }
     fits, masks = [], []
     for job in design.mask_jobs(config):
-        mask = jobs.make_mask(data[job.dataset]["X"], job, root_seed=root,
-                              strength=config["missingness"]["strength"])
+        mask = jobs.make_mask(
+            data[job.dataset]["X"], job, root_seed=root, strength=config["missingness"]["strength"]
+        )
         fits.append((job.labels, jobs.fit_job(data[job.dataset], mask["mask"], job, config)))
         masks.append((job.labels, mask))
     if attrs is None:
@@ -159,8 +175,15 @@ def toy_results(with_hmm: bool = False) -> xr.Dataset:
     bic[..., :5] = fit_bic[..., None]
     bic[..., 9] = -1e6
     fit_failed = np.zeros(cell_shape, dtype=bool)
-    where = (slice(None), slice(None), KS.index(FAILED_FIT["n_components"]), slice(None),
-             slice(None), REPLICATES.index(FAILED_FIT["replicate"]), slice(None))
+    where = (
+        slice(None),
+        slice(None),
+        KS.index(FAILED_FIT["n_components"]),
+        slice(None),
+        slice(None),
+        REPLICATES.index(FAILED_FIT["replicate"]),
+        slice(None),
+    )
     fit_failed[where] = True
     fit_bic[where] = -1e6
 
@@ -183,24 +206,37 @@ def toy_results(with_hmm: bool = False) -> xr.Dataset:
             "failure_reason": start(np.where(failed, "collapse", "").astype(object), "reason"),
             "means_rmse": start(means_rmse, "mean error", "data unit"),
             "ari": start(np.full(shape, 0.9), "ARI"),
-            "fit_log_likelihood": cell(np.broadcast_to(-100.0 - k_cell, cell_shape).copy(),
-                                       "log-likelihood of the fitted model", "nat"),
+            "fit_log_likelihood": cell(
+                np.broadcast_to(-100.0 - k_cell, cell_shape).copy(),
+                "log-likelihood of the fitted model",
+                "nat",
+            ),
             "fit_bic": cell(fit_bic, "BIC of the fitted model", "nat"),
             "fit_aic": cell(fit_bic - 1.0, "AIC of the fitted model", "nat"),
             "fit_icl": cell(fit_bic + 1.0, "ICL of the fitted model", "nat"),
             "fit_n_iter": cell(np.full(cell_shape, 20, dtype=np.int64), "iterations"),
             "fit_converged": cell(~fit_failed, "converged"),
             "fit_failed": cell(fit_failed, "failed"),
-            "fit_failure_reason": cell(np.where(fit_failed, "collapse", "").astype(object),
-                                       "reason"),
-            "fit_means_rmse": cell(np.broadcast_to(0.1 * k_cell, cell_shape).copy(),
-                                   "mean error of the fitted model", "data unit"),
+            "fit_failure_reason": cell(
+                np.where(fit_failed, "collapse", "").astype(object), "reason"
+            ),
+            "fit_means_rmse": cell(
+                np.broadcast_to(0.1 * k_cell, cell_shape).copy(),
+                "mean error of the fitted model",
+                "data unit",
+            ),
             "fit_ari": cell(np.full(cell_shape, 0.9), "ARI of the fitted model"),
             "in_design": cell(np.ones(cell_shape, dtype=bool), "fitted"),
-            "true_n_components": (("dataset",), np.array([TRUE_K]),
-                                  {"long_name": "true K", "units": "1"}),
-            "own_missing_rate": (("dataset",), np.array([0.0]),
-                                 {"long_name": "own missing", "units": "1"}),
+            "true_n_components": (
+                ("dataset",),
+                np.array([TRUE_K]),
+                {"long_name": "true K", "units": "1"},
+            ),
+            "own_missing_rate": (
+                ("dataset",),
+                np.array([0.0]),
+                {"long_name": "own missing", "units": "1"},
+            ),
             "n_rows": (("dataset",), np.array([100]), {"long_name": "rows", "units": "1"}),
         },
         coords=coords,

@@ -29,55 +29,105 @@ BAD = {
     "unknown_key": ({"fit": {"n_inits": 4}}, ["fit:", "'n_inits' was unexpected"]),
     "wrong_type": ({"fit": {"max_iter": "many"}}, ["fit.max_iter", "is not of type"]),
     "rate_range": ({"sweep": {"missing_rate": [0.1, 1.5]}}, ["sweep.missing_rate.1", "1.5"]),
-    "unknown_mechanism": ({"sweep": {"mechanism": ["MCAR", "MBAR"]}},
-                          ["sweep.mechanism.1", "'MBAR'"]),
-    "unknown_bundled": ({"datasets": {"f": {"kind": "bundled", "name": "irises"}}},
-                        ["datasets.f.name", "'irises'", "airquality"]),
-    "missing_file": ({"datasets": {"mine": {"kind": "table", "path": "nothere.csv"}}},
-                     ["datasets.mine.path: file not found: nothere.csv"]),
-    "non_numeric": ({"datasets": {"mine": {"kind": "table", "path": "bad.csv"}}},
-                    ["datasets.mine", "bad.csv", "'b'", "oops"]),
-    "one_row_csv": ({"datasets": {"mine": {"kind": "table", "path": "one.csv"}}},
-                    ["sweep.n_components", "dataset 'mine' has 1"]),
-    "k_too_large": ({"sweep": {"n_components": [2, 100]}},
-                    ["sweep.n_components", "K = 100", "'g' has 100"]),
-    "delta_without_zero": ({"sensitivity": {"delta": {"deltas": [-1.0, 1.0]}}},
-                           ["sensitivity.delta.deltas", "must contain 0"]),
-    "unknown_sweep_dataset": ({"sweep": {"dataset": ["h"]}},
-                              ["sweep.dataset: unknown dataset 'h'"]),
-    "unknown_delta_dataset": ({"sensitivity": {"delta": {"dataset": "h"}}},
-                              ["sensitivity.delta.dataset: unknown dataset 'h'"]),
-    "unknown_report_dataset": ({"report": {"dataset": "h"}},
-                               ["report.dataset: unknown dataset 'h'"]),
-    "report_method": ({"sweep": {"method": ["em"]}, "report": {"method": "mean_impute"}},
-                      ["report.method", "'mean_impute'", "['em']"]),
+    "unknown_mechanism": (
+        {"sweep": {"mechanism": ["MCAR", "MBAR"]}},
+        ["sweep.mechanism.1", "'MBAR'"],
+    ),
+    "unknown_bundled": (
+        {"datasets": {"f": {"kind": "bundled", "name": "irises"}}},
+        ["datasets.f.name", "'irises'", "airquality"],
+    ),
+    "missing_file": (
+        {"datasets": {"mine": {"kind": "table", "path": "nothere.csv"}}},
+        ["datasets.mine.path: file not found: nothere.csv"],
+    ),
+    "non_numeric": (
+        {"datasets": {"mine": {"kind": "table", "path": "bad.csv"}}},
+        ["datasets.mine", "bad.csv", "'b'", "oops"],
+    ),
+    "one_row_csv": (
+        {"datasets": {"mine": {"kind": "table", "path": "one.csv"}}},
+        ["sweep.n_components", "dataset 'mine' has 1"],
+    ),
+    "k_too_large": (
+        {"sweep": {"n_components": [2, 100]}},
+        ["sweep.n_components", "K = 100", "'g' has 100"],
+    ),
+    "delta_without_zero": (
+        {"sensitivity": {"delta": {"deltas": [-1.0, 1.0]}}},
+        ["sensitivity.delta.deltas", "must contain 0"],
+    ),
+    "unknown_sweep_dataset": (
+        {"sweep": {"dataset": ["h"]}},
+        ["sweep.dataset: unknown dataset 'h'"],
+    ),
+    "unknown_delta_dataset": (
+        {"sensitivity": {"delta": {"dataset": "h"}}},
+        ["sensitivity.delta.dataset: unknown dataset 'h'"],
+    ),
+    "unknown_report_dataset": (
+        {"report": {"dataset": "h"}},
+        ["report.dataset: unknown dataset 'h'"],
+    ),
+    "report_method": (
+        {"sweep": {"method": ["em"]}, "report": {"method": "mean_impute"}},
+        ["report.method", "'mean_impute'", "['em']"],
+    ),
     "report_model": ({"report": {"model": "tied"}}, ["report.model", "'tied'"]),
-    "none_without_zero": ({"sweep": {"mechanism": ["none", "MAR"]}},
-                          ["sweep.mechanism", "'none' needs missing_rate 0"]),
-    "zero_without_none": ({"sweep": {"missing_rate": [0.0, 0.2]}},
-                          ["sweep.missing_rate", "rate 0"]),
-    "delta_mechanism": ({"sensitivity": {"delta": {"mechanism": "MNAR"}}},
-                        ["sensitivity.delta.mechanism", "MNAR"]),
-    "delta_replicate": ({"sensitivity": {"delta": {"replicate": 3}}},
-                        ["sensitivity.delta.replicate", "3"]),
-    "delta_variables": ({"sensitivity": {"delta": {"variables": [5]}}},
-                        ["sensitivity.delta.variables", "column 5"]),
-    "delta_component": ({"sensitivity": {"delta": {"conclusion": "weight_above",
-                                                   "component": 4}}},
-                        ["sensitivity.delta.component", "4"]),
-    "delta_model": ({"sensitivity": {"delta": {"model": "tied"}}},
-                    ["sensitivity.delta.model", "'tied'"]),
-    "hmm_on_table": ({"datasets": {"g": {"kind": "gaussian_mixture", "models": ["hmm"]}},
-                      "hmm": {"enabled": True}}, ["datasets.g.models", "sequence data"]),
-    "hmm_disabled": ({"datasets": {"s": {**SEQ, "models": ["hmm"]}}},
-                     ["datasets.s.models", "hmm.enabled"]),
-    "model_not_swept": ({"datasets": {"g": {"kind": "gaussian_mixture", "models": ["tied"]}}},
-                        ["datasets.g.models", "'tied' is not in sweep.model"]),
-    "missing_image": ({"datasets": {"p": {"kind": "image", "source": "nothere.png"}}},
-                      ["datasets.p.source: file not found: nothere.png"]),
-    "rate_unreachable": ({"datasets": {"g": {"kind": "gaussian_mixture", "n_features": 1}},
-                          "sweep": {"missing_rate": [0.9999], "mechanism": ["MAR"]}},
-                         ["sweep.missing_rate", "MAR"]),
+    "none_without_zero": (
+        {"sweep": {"mechanism": ["none", "MAR"]}},
+        ["sweep.mechanism", "'none' needs missing_rate 0"],
+    ),
+    "zero_without_none": (
+        {"sweep": {"missing_rate": [0.0, 0.2]}},
+        ["sweep.missing_rate", "rate 0"],
+    ),
+    "delta_mechanism": (
+        {"sensitivity": {"delta": {"mechanism": "MNAR"}}},
+        ["sensitivity.delta.mechanism", "MNAR"],
+    ),
+    "delta_replicate": (
+        {"sensitivity": {"delta": {"replicate": 3}}},
+        ["sensitivity.delta.replicate", "3"],
+    ),
+    "delta_variables": (
+        {"sensitivity": {"delta": {"variables": [5]}}},
+        ["sensitivity.delta.variables", "column 5"],
+    ),
+    "delta_component": (
+        {"sensitivity": {"delta": {"conclusion": "weight_above", "component": 4}}},
+        ["sensitivity.delta.component", "4"],
+    ),
+    "delta_model": (
+        {"sensitivity": {"delta": {"model": "tied"}}},
+        ["sensitivity.delta.model", "'tied'"],
+    ),
+    "hmm_on_table": (
+        {
+            "datasets": {"g": {"kind": "gaussian_mixture", "models": ["hmm"]}},
+            "hmm": {"enabled": True},
+        },
+        ["datasets.g.models", "sequence data"],
+    ),
+    "hmm_disabled": (
+        {"datasets": {"s": {**SEQ, "models": ["hmm"]}}},
+        ["datasets.s.models", "hmm.enabled"],
+    ),
+    "model_not_swept": (
+        {"datasets": {"g": {"kind": "gaussian_mixture", "models": ["tied"]}}},
+        ["datasets.g.models", "'tied' is not in sweep.model"],
+    ),
+    "missing_image": (
+        {"datasets": {"p": {"kind": "image", "source": "nothere.png"}}},
+        ["datasets.p.source: file not found: nothere.png"],
+    ),
+    "rate_unreachable": (
+        {
+            "datasets": {"g": {"kind": "gaussian_mixture", "n_features": 1}},
+            "sweep": {"missing_rate": [0.9999], "mechanism": ["MAR"]},
+        },
+        ["sweep.missing_rate", "MAR"],
+    ),
 }
 
 
@@ -118,7 +168,6 @@ def test_valid_configs_pass(in_tmp, name):
 
 def test_broken_image_is_reported_by_the_job_naming_the_file(in_tmp):
     (in_tmp / "broken.png").write_bytes(b"not an image at all")
-    spec = {"kind": "image", "source": "broken.png", "max_pixels": 100,
-            "coordinate_weight": 0.0}
+    spec = {"kind": "image", "source": "broken.png", "max_pixels": 100, "coordinate_weight": 0.0}
     with pytest.raises(study_config.ConfigError, match="broken.png"):
         jobs.prepare_dataset("p", spec, 0)

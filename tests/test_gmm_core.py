@@ -37,7 +37,8 @@ def blobs(rng, n=300, d=3):
     centres = np.array([[0.0] * d, [4.0] + [0.0] * (d - 1), [0.0, 4.0] + [0.0] * (d - 2)])
     labels = rng.integers(3, size=n)
     return centres[labels] + rng.normal(size=(n, d)) * rng.uniform(0.5, 1.5, size=(3, 1))[
-        labels], labels
+        labels
+    ], labels
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -61,7 +62,8 @@ def test_log_density_matches_scipy(covariance_type, with_missing):
                     expected = 0.0
                 else:
                     expected = stats.multivariate_normal(
-                        means[i, k, obs], full[i, k][np.ix_(obs, obs)]).logpdf(X[row, obs])
+                        means[i, k, obs], full[i, k][np.ix_(obs, obs)]
+                    ).logpdf(X[row, obs])
                 assert got[i, row, k] == pytest.approx(expected, rel=1e-10, abs=1e-10)
 
 
@@ -71,8 +73,9 @@ def test_precision_cholesky_round_trip(covariance_type):
     covs = random_covariances(rng, 3, 2, 3, covariance_type)
     prec, ok = precision_cholesky(covs, covariance_type)
     assert ok.all()
-    np.testing.assert_allclose(covariances_from_precision_cholesky(prec, covariance_type), covs,
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        covariances_from_precision_cholesky(prec, covariance_type), covs, rtol=1e-10
+    )
 
 
 def test_n_parameters_match_sklearn():
@@ -96,10 +99,19 @@ def test_trajectory_matches_sklearn(covariance_type):
     X, _ = blobs(rng)
     weights, means, covs = _starting_point(X, covariance_type, n_init=1)
     prec, _ = precision_cholesky(covs, covariance_type)
-    precisions = prec @ np.swapaxes(prec, -1, -2) if covariance_type in ("full", "tied") \
-        else prec**2
-    sk = SK(3, covariance_type=covariance_type, max_iter=60, tol=1e-10, reg_covar=1e-6,
-            weights_init=weights[0], means_init=means[0], precisions_init=precisions[0])
+    precisions = (
+        prec @ np.swapaxes(prec, -1, -2) if covariance_type in ("full", "tied") else prec**2
+    )
+    sk = SK(
+        3,
+        covariance_type=covariance_type,
+        max_iter=60,
+        tol=1e-10,
+        reg_covar=1e-6,
+        weights_init=weights[0],
+        means_init=means[0],
+        precisions_init=precisions[0],
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sk.fit(X)
@@ -123,13 +135,19 @@ def test_batch_equals_one_at_a_time(covariance_type, missing):
     weights, means, covs = _starting_point(X, covariance_type, n_init=4)
     batch = fit_mixture_em(X, weights, means, covs, covariance_type, tol=1e-6, max_iter=40)
     for i in range(4):
-        one = fit_mixture_em(X, weights[i:i + 1], means[i:i + 1], covs[i:i + 1],
-                             covariance_type, tol=1e-6, max_iter=40)
+        one = fit_mixture_em(
+            X,
+            weights[i : i + 1],
+            means[i : i + 1],
+            covs[i : i + 1],
+            covariance_type,
+            tol=1e-6,
+            max_iter=40,
+        )
         assert one.n_iter[0] == batch.n_iter[i]
         assert one.converged[0] == batch.converged[i]
         np.testing.assert_allclose(one.means[0], batch.means[i], rtol=1e-10, atol=1e-10)
-        np.testing.assert_allclose(one.covariances[0], batch.covariances[i], rtol=1e-10,
-                                   atol=1e-12)
+        np.testing.assert_allclose(one.covariances[0], batch.covariances[i], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(one.trace[0], batch.trace[i], rtol=1e-12, equal_nan=True)
 
 
@@ -151,10 +169,12 @@ def test_objective_never_decreases(seed, covariance_type, n_comp, d, missing_rat
         mask[:, 0] &= False  # keep every row informative
         X[mask] = np.nan
     prior = default_prior(X, n_comp, covariance_type) if use_prior else None
-    weights, means, covs = initial_parameters(X, n_comp, covariance_type, 4, "random",
-                                              rng, reg_covar=1e-3, prior=prior)
-    fit = fit_mixture_em(X, weights, means, covs, covariance_type, tol=0.0, max_iter=25,
-                         reg_covar=0.0, prior=prior)
+    weights, means, covs = initial_parameters(
+        X, n_comp, covariance_type, 4, "random", rng, reg_covar=1e-3, prior=prior
+    )
+    fit = fit_mixture_em(
+        X, weights, means, covs, covariance_type, tol=0.0, max_iter=25, reg_covar=0.0, prior=prior
+    )
     for i in range(4):
         if fit.failed[i]:
             assert fit.failure_reason[i]
@@ -171,8 +191,9 @@ def test_missing_engine_on_complete_data_equals_plain_path(covariance_type):
     X, _ = blobs(rng)
     weights, means, covs = _starting_point(X, covariance_type)
     plain = fit_mixture_em(X, weights, means, covs, covariance_type, max_iter=30)
-    forced = fit_mixture_em(X, weights, means, covs, covariance_type, max_iter=30,
-                            force_missing=True)
+    forced = fit_mixture_em(
+        X, weights, means, covs, covariance_type, max_iter=30, force_missing=True
+    )
     assert not plain.settings["missing_data"] and forced.settings["missing_data"]
     np.testing.assert_allclose(forced.means, plain.means, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(forced.covariances, plain.covariances, rtol=1e-9, atol=1e-12)
@@ -225,8 +246,9 @@ def test_single_component_with_mcar_equals_direct_mle():
     lower0 = np.linalg.cholesky(cov0)
     lower0[np.diag_indices(d)] = np.log(np.diag(lower0))
     theta0 = np.concatenate([np.nanmean(X, axis=0), lower0[tril]])
-    best = optimize.minimize(negative_loglik, theta0, method="BFGS",
-                             options={"gtol": 1e-8, "maxiter": 2000})
+    best = optimize.minimize(
+        negative_loglik, theta0, method="BFGS", options={"gtol": 1e-8, "maxiter": 2000}
+    )
     assert -best.fun == pytest.approx(fit.log_likelihood[0], abs=1e-6)
     assert fit.log_likelihood[0] >= -best.fun - 1e-8
     np.testing.assert_allclose(fit.means[0, 0], best.x[:d], atol=1e-4)
@@ -241,9 +263,15 @@ def test_parameter_recovery_after_label_matching():
         w, m, c = initial_parameters(truth.X, 3, ct, 5, "kmeans", np.random.default_rng(0))
         fit = fit_mixture_em(truth.X, w, m, c, ct, max_iter=200, tol=1e-8)
         best = fit.best
-        est_cov = any_to_full(fit.covariances[best:best + 1], ct, 3, 3)[0]
-        errors = parameter_errors(truth.weights, truth.means, truth.covariances,
-                                  fit.weights[best], fit.means[best], est_cov)
+        est_cov = any_to_full(fit.covariances[best : best + 1], ct, 3, 3)[0]
+        errors = parameter_errors(
+            truth.weights,
+            truth.means,
+            truth.covariances,
+            fit.weights[best],
+            fit.means[best],
+            est_cov,
+        )
         assert errors["weights_abs_error"] < 0.03
         assert errors["means_rmse"] < 0.15
         if ct == "full":  # truth is full, so only the full model can recover covariances
@@ -311,8 +339,15 @@ def test_impute_single_gaussian_is_regression():
     assert filled[1, 1] == pytest.approx(2.0 + 0.8 / 2.0 * (0.0 - 1.0))
     np.testing.assert_allclose(filled[2], mean)
     np.testing.assert_array_equal(filled[3], X[3])
-    draws = impute_mixture(X, np.array([1.0]), mean[None], cov[None], "full", n_draws=20000,
-                           rng=np.random.default_rng(0))
+    draws = impute_mixture(
+        X,
+        np.array([1.0]),
+        mean[None],
+        cov[None],
+        "full",
+        n_draws=20000,
+        rng=np.random.default_rng(0),
+    )
     # conditional variance of x1 | x2 is 2 - 0.8^2 / 1 = 1.36
     assert draws[:, 0, 0].mean() == pytest.approx(1.8, abs=0.05)
     assert draws[:, 0, 0].var() == pytest.approx(1.36, rel=0.05)
@@ -328,7 +363,7 @@ def test_starts_on_very_different_scales_do_not_underflow_each_other():
     covs = np.broadcast_to(np.eye(2) * 0.5, (2, 3, 2, 2)).copy()
     together = log_gaussian_density(X, means, covs, "full")
     for i in range(2):
-        alone = log_gaussian_density(X, means[i:i + 1], covs[i:i + 1], "full")[0]
+        alone = log_gaussian_density(X, means[i : i + 1], covs[i : i + 1], "full")[0]
         np.testing.assert_allclose(together[i], alone, rtol=1e-12)
     from em_lib.numerics.covariance import precision_cholesky as pc_of
     from em_lib.numerics.gaussian import CompleteDataEngine
@@ -338,10 +373,9 @@ def test_starts_on_very_different_scales_do_not_underflow_each_other():
     log_w = np.log(np.full((2, 3), 1 / 3))
     both = engine.estep(log_w, means, prec, want_samples=True)
     for i in range(2):
-        one = engine.estep(log_w[i:i + 1], means[i:i + 1], prec[i:i + 1], want_samples=True)
+        one = engine.estep(log_w[i : i + 1], means[i : i + 1], prec[i : i + 1], want_samples=True)
         assert np.isfinite(both["sample_loglik"][i]).all()
-        np.testing.assert_allclose(both["sample_loglik"][i], one["sample_loglik"][0],
-                                   rtol=1e-12)
+        np.testing.assert_allclose(both["sample_loglik"][i], one["sample_loglik"][0], rtol=1e-12)
         for a, b in zip(both["stats"], one["stats"], strict=True):
             np.testing.assert_allclose(a[i], b[0], rtol=1e-10, atol=1e-300)
 
@@ -350,8 +384,13 @@ def test_compiled_exponential_matches_numpy():
     from em_lib.numerics._normalise import exp_nonpositive
 
     rng = np.random.default_rng(3)
-    x = np.concatenate([-rng.exponential(40.0, 20000), -rng.uniform(0, 1e-6, 1000),
-                        [0.0, -1e-300, -707.9, -708.1, -750.0, -np.inf, np.nan]])
+    x = np.concatenate(
+        [
+            -rng.exponential(40.0, 20000),
+            -rng.uniform(0, 1e-6, 1000),
+            [0.0, -1e-300, -707.9, -708.1, -750.0, -np.inf, np.nan],
+        ]
+    )
     got, want = exp_nonpositive(x), np.exp(x)
     normal = want > 1e-300
     assert np.max(np.abs(got[normal] - want[normal]) / want[normal]) < 1e-15
@@ -383,8 +422,7 @@ def test_normaliser_equals_logsumexp_per_start():
     assert np.isnan(log_norm[4, 11]) and np.isfinite(np.delete(log_norm[4], 11)).all()
     resp = resp.reshape(n_init, n_comp, n_rows)
     for i in (0, 1, 2):
-        np.testing.assert_allclose(resp[i], softmax(values[i], axis=0), rtol=1e-13,
-                                   atol=1e-300)
+        np.testing.assert_allclose(resp[i], softmax(values[i], axis=0), rtol=1e-13, atol=1e-300)
     no_resp = values.reshape(n_init * n_comp, n_rows).copy()
     log_norm_only, _ = normalise_log_probs(no_resp, n_comp, False)
     np.testing.assert_array_equal(log_norm_only[clean], log_norm[clean])

@@ -21,8 +21,15 @@ def test_package_exports():
     for name in H.__all__:
         assert getattr(H, name) is not None, name
     # what the workflow's fit jobs take from the package
-    for name in ("initial_hmm_parameters", "fit_hmm_em", "forward_backward",
-                 "emission_log_prob", "hmm_n_parameters", "HMMSettings", "fit_hmm"):
+    for name in (
+        "initial_hmm_parameters",
+        "fit_hmm_em",
+        "forward_backward",
+        "emission_log_prob",
+        "hmm_n_parameters",
+        "HMMSettings",
+        "fit_hmm",
+    ):
         assert callable(getattr(H, name)), name
 
 
@@ -170,7 +177,6 @@ def test_estimator_options_prior_fixed_emissions_and_missing_data():
     assert hmm_n_parameters(2, 2, "diag", "st") == 1 + 2
 
 
-
 # ----------------------------------------------------------------------------- hand-set models
 
 
@@ -191,15 +197,15 @@ def test_hand_set_model_works_without_fit_as_hmmlearn(covariance_type):
     params = [truth[key][0] for key in ("startprob", "transmat", "means", "covariances")]
     ours = _hand_set({"random_state": 0}, covariance_type, *params)
     reference = hmmlearn_hmm.GaussianHMM(3, covariance_type, random_state=0)
-    (reference.startprob_, reference.transmat_, reference.means_,
-     reference.covars_) = params
+    (reference.startprob_, reference.transmat_, reference.means_, reference.covars_) = params
     assert not hasattr(ours, "n_features_in_")
     X, states = ours.sample(200, random_state=1)
     assert X.shape == (200, 2) and states.shape == (200,) and ours.n_features_in_ == 2
     lengths = [120, 80]
     assert ours.score(X, lengths) == pytest.approx(reference.score(X, lengths), rel=1e-10)
-    np.testing.assert_allclose(ours.predict_proba(X, lengths),
-                               reference.predict_proba(X, lengths), atol=1e-10)
+    np.testing.assert_allclose(
+        ours.predict_proba(X, lengths), reference.predict_proba(X, lengths), atol=1e-10
+    )
     log_prob, path = ours.decode(X, lengths)
     ref_log_prob, ref_path = reference.decode(X, lengths)
     assert log_prob == pytest.approx(ref_log_prob, rel=1e-10)
@@ -249,17 +255,14 @@ def test_n_iter_zero_only_initialises():
     data = make_hmm_sequences([100, 60], 2, 2, random_state=4)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        hmm = GaussianHMM(2, "full", n_iter=0, n_init=1, random_state=5).fit(data.X,
-                                                                               data.lengths)
-    made = H.initial_hmm_parameters(data.X, data.lengths, 2, "full", 1, init="gmm",
-                                    random_state=5)
+        hmm = GaussianHMM(2, "full", n_iter=0, n_init=1, random_state=5).fit(data.X, data.lengths)
+    made = H.initial_hmm_parameters(data.X, data.lengths, 2, "full", 1, init="gmm", random_state=5)
     np.testing.assert_allclose(hmm.means_, made["means"][0], rtol=1e-12)
     np.testing.assert_allclose(hmm.transmat_, made["transmat"][0], rtol=1e-12)
     np.testing.assert_allclose(hmm.covariances_, made["covariances"][0], rtol=1e-12)
     assert hmm.n_iter_ == 0 and not hmm.converged_ and hmm.starts_.trace.shape == (1, 0)
     assert hmm.score(data.X, data.lengths) == pytest.approx(hmm.fit_result_.log_likelihood)
-    several = GaussianHMM(2, "full", n_iter=0, n_init=4, random_state=5).fit(data.X,
-                                                                             data.lengths)
+    several = GaussianHMM(2, "full", n_iter=0, n_init=4, random_state=5).fit(data.X, data.lengths)
     assert several.best_start_ == int(np.argmax(several.starts_.log_likelihood))
 
 

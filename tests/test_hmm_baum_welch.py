@@ -231,7 +231,6 @@ def test_a_start_with_a_bad_covariance_fails_alone():
     assert fit.best in (0, 2)
 
 
-
 def test_a_collapsed_start_fails_with_its_iteration_and_leaves_the_others_alone():
     # state 1 of start 0 can never be reached (start probability 0, no transition into it):
     # it gets no posterior mass and, without reg_covar, a zero variance at the first M-step

@@ -42,18 +42,27 @@ def quiet_fit(model, X, lengths):
 def test_settings_defaults_and_from_config():
     settings = H.HMMSettings()
     assert (settings.n_init, settings.init, settings.tol, settings.max_iter) == (
-        10, "gmm", 1e-4, 100,
+        10,
+        "gmm",
+        1e-4,
+        100,
     )
     assert settings.prior is None and settings.params == settings.init_params == "stmc"
     assert settings.validate() is settings
     fit = {
-        "n_init": 16, "starts_per_job": 8, "init_params": "auto", "tol": 1e-3,
-        "max_iter": 200, "reg_covar": 1e-5, "prior": "none",
+        "n_init": 16,
+        "starts_per_job": 8,
+        "init_params": "auto",
+        "tol": 1e-3,
+        "max_iter": 200,
+        "reg_covar": 1e-5,
+        "prior": "none",
     }
     hmm = {"enabled": True, "covariance_type": "diag", "init": "random"}
     built = H.HMMSettings.from_config(fit, hmm)
-    assert built == H.HMMSettings(n_init=16, init="random", tol=1e-3, max_iter=200,
-                                  reg_covar=1e-5, prior=None)
+    assert built == H.HMMSettings(
+        n_init=16, init="random", tol=1e-3, max_iter=200, reg_covar=1e-5, prior=None
+    )
     assert H.HMMSettings.from_config({**fit, "prior": "default"}, hmm).prior == "default"
     # missing keys keep the defaults
     assert H.HMMSettings.from_config({}, {}) == H.HMMSettings()
@@ -104,9 +113,11 @@ def test_settings_validate_names_the_bad_setting(changes, match):
 )
 def test_fit_hmm_equals_the_estimator_bit_for_bit(sequences, covariance_type, options):
     data, X = sequences
-    settings = H.HMMSettings(n_init=3, max_iter=options.get("max_iter", 40), **{
-        key: value for key, value in options.items() if key != "max_iter"
-    })
+    settings = H.HMMSettings(
+        n_init=3,
+        max_iter=options.get("max_iter", 40),
+        **{key: value for key, value in options.items() if key != "max_iter"},
+    )
     result = H.fit_hmm(X, data.lengths, 3, covariance_type, settings, random_state=5)
     model = quiet_fit(
         GaussianHMM(
@@ -138,15 +149,29 @@ def test_fit_hmm_equals_the_estimator_bit_for_bit(sequences, covariance_type, op
 
     # the same as composing the core by hand: one Generator for every start, then Baum-Welch
     start = H.initial_hmm_parameters(
-        X, data.lengths, 3, covariance_type, 3, init=settings.init,
-        random_state=np.random.default_rng(5), reg_covar=settings.reg_covar,
+        X,
+        data.lengths,
+        3,
+        covariance_type,
+        3,
+        init=settings.init,
+        random_state=np.random.default_rng(5),
+        reg_covar=settings.reg_covar,
     )
     prior = default_prior(X, 3, covariance_type) if settings.prior == "default" else None
     core = H.fit_hmm_em(
-        X, data.lengths, **start, covariance_type=covariance_type, tol=settings.tol,
-        max_iter=settings.max_iter, reg_covar=settings.reg_covar, prior=prior,
-        startprob_prior=settings.startprob_prior, transmat_prior=settings.transmat_prior,
-        params=settings.params, engine=settings.engine,
+        X,
+        data.lengths,
+        **start,
+        covariance_type=covariance_type,
+        tol=settings.tol,
+        max_iter=settings.max_iter,
+        reg_covar=settings.reg_covar,
+        prior=prior,
+        startprob_prior=settings.startprob_prior,
+        transmat_prior=settings.transmat_prior,
+        params=settings.params,
+        engine=settings.engine,
     )
     assert_same_starts(result.starts, core)
 
@@ -191,17 +216,27 @@ def test_fixed_parameters_are_used_and_kept(sequences):
     covariances = np.array([np.diag(c) for c in data.covariances])  # diag (3, 2)
     settings = H.HMMSettings(n_init=2, init_params="st", params="st", max_iter=10)
     result = H.fit_hmm(
-        X, data.lengths, 3, "diag", settings, random_state=0,
+        X,
+        data.lengths,
+        3,
+        "diag",
+        settings,
+        random_state=0,
         fixed={"means": means, "covariances": covariances},
     )
     # kept up to the round-off of centring the data inside the fit
-    np.testing.assert_allclose(result.starts.means, np.broadcast_to(means, (2, 3, 2)),
-                               rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(
+        result.starts.means, np.broadcast_to(means, (2, 3, 2)), rtol=1e-14, atol=1e-15
+    )
     np.testing.assert_array_equal(result.covariances, covariances)
     # one value per start, and every parameter fixed (no start strategy at all)
     per_start = np.stack([means, means + 0.5])
     result = H.fit_hmm(
-        X, data.lengths, 3, "diag", H.HMMSettings(n_init=2, init_params="", max_iter=3),
+        X,
+        data.lengths,
+        3,
+        "diag",
+        H.HMMSettings(n_init=2, init_params="", max_iter=3),
         fixed={
             "startprob": np.full(3, 1 / 3),
             "transmat": np.full((3, 3), 1 / 3),
@@ -210,8 +245,14 @@ def test_fixed_parameters_are_used_and_kept(sequences):
         },
     )
     core = H.fit_hmm_em(
-        X, data.lengths, np.full((2, 3), 1 / 3), np.full((2, 3, 3), 1 / 3), per_start,
-        np.stack([covariances] * 2), "diag", max_iter=3,
+        X,
+        data.lengths,
+        np.full((2, 3), 1 / 3),
+        np.full((2, 3, 3), 1 / 3),
+        per_start,
+        np.stack([covariances] * 2),
+        "diag",
+        max_iter=3,
     )
     assert_same_starts(result.starts, core)
 

@@ -225,4 +225,3 @@ def test_all_nan_step_of_an_iid_hmm_is_like_a_removed_step():
     )
     assert with_gap.log_likelihood[0, 0] == pytest.approx(removed.log_likelihood[0, 0])
     np.testing.assert_allclose(with_gap.posteriors[0, 4], model["startprob"][0])
-

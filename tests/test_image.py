@@ -305,63 +305,107 @@ def test_image_kind_from_file(tmp_path):
     assert arrays["pixel_index"].tolist() == list(range(1, 30))
     # a file's shape is only known to the job that reads it
     assert study_config.usable_shape("photo", image_spec(source=str(tmp_path / "photo.png"))) == (
-        None, None)
-    with pytest.raises(study_config.ConfigError,
-                       match=r"datasets\.gone\.source: file not found"):
+        None,
+        None,
+    )
+    with pytest.raises(study_config.ConfigError, match=r"datasets\.gone\.source: file not found"):
         study_config.usable_shape("gone", image_spec(source=str(tmp_path / "gone.png")))
 
 
 def test_image_kind_config_checks():
-    change = {"datasets": {"tiny": image_spec(height=8, width=8, n_regions=2)},
-              "sweep": {"dataset": ["tiny"], "model": ["full"], "n_components": [2, 64]}}
-    with pytest.raises(study_config.ConfigError,
-                       match="K = 64 needs more than 64 usable rows, but dataset 'tiny' has 64"):
+    change = {
+        "datasets": {"tiny": image_spec(height=8, width=8, n_regions=2)},
+        "sweep": {"dataset": ["tiny"], "model": ["full"], "n_components": [2, 64]},
+    }
+    with pytest.raises(
+        study_config.ConfigError,
+        match="K = 64 needs more than 64 usable rows, but dataset 'tiny' has 64",
+    ):
         tiny_config(change)
     change["sweep"]["n_components"] = [2, 63]
     assert tiny_config(change)["sweep"]["n_components"] == [2, 63]
 
 
-SCENE = {"kind": "image", "source": "synthetic", "height": 16, "width": 16, "n_regions": 2,
-         "noise": 0.05, "seed": 0}
+SCENE = {
+    "kind": "image",
+    "source": "synthetic",
+    "height": 16,
+    "width": 16,
+    "n_regions": 2,
+    "noise": 0.05,
+    "seed": 0,
+}
 
 
 @pytest.fixture(scope="module")
 def scene_study():
     """A 16 x 16 synthetic scene with two regions through every job: full model, K 2 and 3,
     the image as given and MCAR 20 %, methods em and mean_impute."""
-    config = tiny_config({
-        "datasets": {"scene": dict(SCENE)},
-        "sweep": {"dataset": ["scene"], "model": ["full"], "n_components": [2, 3],
-                  "method": ["em", "mean_impute"]},
-        "fit": {"n_init": 2},
-    })
+    config = tiny_config(
+        {
+            "datasets": {"scene": dict(SCENE)},
+            "sweep": {
+                "dataset": ["scene"],
+                "model": ["full"],
+                "n_components": [2, 3],
+                "method": ["em", "mean_impute"],
+            },
+            "fit": {"n_init": 2},
+        }
+    )
     ds, data, fits, masks = run_study(config)
     damage = design.image_damage(config)
-    mask = next(arrays["mask"] for labels, arrays in masks
-                if labels == {**damage.labels, "dataset": "scene"})
+    mask = next(
+        arrays["mask"]
+        for labels, arrays in masks
+        if labels == {**damage.labels, "dataset": "scene"}
+    )
     return config, ds, data["scene"], mask, damage
 
 
 def test_image_analysis_reads_the_stored_fits(scene_study):
     _, ds, data, mask, damage = scene_study
-    shown = image.image_analysis(ds, data, mask, dataset="scene", mechanism=damage.mechanism,
-                                 missing_rate=damage.missing_rate, replicate=damage.replicate)
+    shown = image.image_analysis(
+        ds,
+        data,
+        mask,
+        dataset="scene",
+        mechanism=damage.mechanism,
+        missing_rate=damage.missing_rate,
+        replicate=damage.replicate,
+    )
     # K: the lowest BIC of exact EM on the image as given
-    given = ds["fit_bic"].sel({"dataset": "scene", "model": "full", "mechanism": "none",
-                               "missing_rate": 0.0, "replicate": 0, "method": "em"})
+    given = ds["fit_bic"].sel(
+        {
+            "dataset": "scene",
+            "model": "full",
+            "mechanism": "none",
+            "missing_rate": 0.0,
+            "replicate": 0,
+            "method": "em",
+        }
+    )
     assert shown["n_components"] == int(given.idxmin("n_components"))
     assert shown["model"] == "full" and shown["has_truth"]
     image_array = data["image"]
     assert shown["label_map"].shape == image_array.shape[:2]
     # the map is the MAP component of every pixel under that stored model
-    model = image.stored_model(ds, dataset="scene", model="full", mechanism="none",
-                               missing_rate=0.0, replicate=0, method="em",
-                               n_components=shown["n_components"])
+    model = image.stored_model(
+        ds,
+        dataset="scene",
+        model="full",
+        mechanism="none",
+        missing_rate=0.0,
+        replicate=0,
+        method="em",
+        n_components=shown["n_components"],
+    )
     np.testing.assert_array_equal(shown["label_map"].ravel(), map_labels(data["X"], *model))
     # the curve: ARI of the stored fits' labels against the true regions, per rate and method
     curve = shown["curve"].set_index(["method", "rate"])["ari"]
-    assert sorted(curve.index) == sorted((m, r) for m in ("em", "mean_impute")
-                                         for r in (0.0, damage.missing_rate))
+    assert sorted(curve.index) == sorted(
+        (m, r) for m in ("em", "mean_impute") for r in (0.0, damage.missing_rate)
+    )
     assert curve["em", 0.0] == adjusted_rand_index(data["labels"], shown["label_map"].ravel())
     # damaged: NaN exactly where the mask hits a colour; restored: observed values kept
     colour_mask = mask.reshape(image_array.shape)
@@ -370,7 +414,8 @@ def test_image_analysis_reads_the_stored_fits(scene_study):
     assert np.isfinite(shown["restored"]).all()
     errors = shown["restoration_rmse"]
     assert errors["em"] == pytest.approx(
-        seg.restoration_error(image_array, shown["restored"], colour_mask), rel=1e-12)
+        seg.restoration_error(image_array, shown["restored"], colour_mask), rel=1e-12
+    )
     assert errors["em"] < errors["mean_impute"]
     assert f"BIC selects K = {shown['n_components']}" in shown["caption"]
     assert f"RMSE {errors['em']:.3f}" in shown["caption"]
@@ -380,10 +425,12 @@ def map_labels(X, weights, means, covariances):
     """MAP component of complete rows under a full-covariance mixture (scipy densities)."""
     from scipy.stats import multivariate_normal
 
-    scores = np.column_stack([
-        np.log(w) + multivariate_normal(mean, cov).logpdf(X)
-        for w, mean, cov in zip(weights, means, covariances, strict=True)
-    ])
+    scores = np.column_stack(
+        [
+            np.log(w) + multivariate_normal(mean, cov).logpdf(X)
+            for w, mean, cov in zip(weights, means, covariances, strict=True)
+        ]
+    )
     return scores.argmax(axis=1)
 
 
@@ -392,10 +439,10 @@ def test_stored_model_is_the_cells_fit_in_its_own_columns():
     labels = {"dataset": "air", "mechanism": "MCAR", "missing_rate": 0.2, "replicate": 0}
     arrays = next(out for key, out in fits if key == labels)
     m, k, e = 0, 1, 0  # diag, K = 2, em
-    assert (arrays["model"][m], arrays["n_components"][k], arrays["method"][e]) == (
-        "diag", 2, "em")
-    weights, means, covariances = image.stored_model(ds, **labels, model="diag",
-                                                     n_components=2, method="em")
+    assert (arrays["model"][m], arrays["n_components"][k], arrays["method"][e]) == ("diag", 2, "em")
+    weights, means, covariances = image.stored_model(
+        ds, **labels, model="diag", n_components=2, method="em"
+    )
     np.testing.assert_array_equal(weights, arrays["weights"][m, k, e])
     np.testing.assert_array_equal(means, arrays["means"][m, k, e])  # 4 columns, not 6
     np.testing.assert_array_equal(covariances, arrays["covariances"][m, k, e])
@@ -403,8 +450,7 @@ def test_stored_model_is_the_cells_fit_in_its_own_columns():
     assert image.stored_model(ds, **labels, model="full", n_components=2, method="em") is None
     broken = ds.copy(deep=True)
     broken["fit_failed"].loc[{"dataset": "air"}] = True
-    assert image.stored_model(broken, **labels, model="diag", n_components=2,
-                              method="em") is None
+    assert image.stored_model(broken, **labels, model="diag", n_components=2, method="em") is None
     # the labels path: complete rows get the MAP component under the stored model
     X = data["air"]["X"]
     complete = X[~np.isnan(X).any(axis=1)]
@@ -436,8 +482,14 @@ def test_segmentation_figure_renders():
         "mean imputation",
     ]
     fig.savefig(io.BytesIO(), format="png")
-    photo = segmentation_figure(image, labels, damaged.image, restored, table,
-                                agreement_title="Agreement with the undamaged fit")
+    photo = segmentation_figure(
+        image,
+        labels,
+        damaged.image,
+        restored,
+        table,
+        agreement_title="Agreement with the undamaged fit",
+    )
     assert photo.axes[4].get_title() == "Agreement with the undamaged fit"
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['ari'\]"):
         segmentation_figure(image, labels, damaged.image, restored, table.drop(columns="ari"))

@@ -57,7 +57,7 @@ def _reference_kmeans_plusplus(X, n_components, n_init, rng, n_trials=None):
         draws = rng.random((n_init, n_trials)) * cumulative[:, -1:]
         cand = np.empty((n_init, n_trials), dtype=int)
         for trial in range(n_trials):
-            cand[:, trial] = np.minimum((cumulative < draws[:, trial:trial + 1]).sum(1), n - 1)
+            cand[:, trial] = np.minimum((cumulative < draws[:, trial : trial + 1]).sum(1), n - 1)
         cand_points = X[cand]
         merged = np.minimum(closest.T[:, :, None], sqd(cand_points))
         best = np.argmin(merged.sum(axis=0), axis=1)
@@ -86,9 +86,13 @@ def test_assign_ties_and_nan_follow_numpy_argmin():
     np.testing.assert_array_equal(init.assign(X, centers), _reference_assign(X, centers))
     assert (init.assign(X, centers)[0, :2] == 0).all()  # first of two equal centres
     kernel = init._kernels()[0]
-    block = np.array([[3.0, np.nan, 1.0, 0.5, 2.0, 7.0],
-                      [np.inf, -np.inf, 2.0, 1.0, 1.0, 1.0],
-                      [1.0, 1.0, 0.0, np.nan, np.nan, 4.0]])
+    block = np.array(
+        [
+            [3.0, np.nan, 1.0, 0.5, 2.0, 7.0],
+            [np.inf, -np.inf, 2.0, 1.0, 1.0, 1.0],
+            [1.0, 1.0, 0.0, np.nan, np.nan, 4.0],
+        ]
+    )
     labels = np.full((2, 3), -1, dtype=np.int64)
     kernel(block, np.zeros(6), 3, labels, 0)
     np.testing.assert_array_equal(labels, block.reshape(3, 2, 3).argmin(2).T)
@@ -99,8 +103,10 @@ def test_assign_uses_scratch_without_changing_result():
     X = rng.normal(size=(300, 4))
     centers = rng.normal(size=(2, 5, 4))
     scratch = np.full(300 * 10 + 7, np.nan)
-    np.testing.assert_array_equal(init.assign(X, centers, block_size=128, scratch=scratch),
-                                  init.assign(X, centers, block_size=128))
+    np.testing.assert_array_equal(
+        init.assign(X, centers, block_size=128, scratch=scratch),
+        init.assign(X, centers, block_size=128),
+    )
 
 
 @pytest.mark.parametrize("use_numba", [True, False])
@@ -132,8 +138,7 @@ def test_lloyd_matches_reference(monkeypatch, use_numba):
     seeds[3, 4] = 1e6  # a centre that never gets a member (kept as is)
     for max_iter in (1, 3, 50):
         got = init.lloyd_centers(X, seeds, max_iter)
-        np.testing.assert_allclose(got, _reference_lloyd(X, seeds, max_iter), rtol=0,
-                                   atol=1e-12)
+        np.testing.assert_allclose(got, _reference_lloyd(X, seeds, max_iter), rtol=0, atol=1e-12)
     assert got[3, 4, 0] == 1e6
 
 
@@ -197,8 +202,9 @@ def test_ward_cache_is_bounded_and_keyed_by_content():
     assert init.ward_tree(Z) is not tree
 
 
-@pytest.mark.parametrize("method", ["kmeans", "auto", "hierarchical", "k-means++",
-                                    "random_from_data"])
+@pytest.mark.parametrize(
+    "method", ["kmeans", "auto", "hierarchical", "k-means++", "random_from_data"]
+)
 def test_initial_parameters_same_with_and_without_kernels(monkeypatch, method):
     X = _blobs(2500, 3, 4, seed=9)
     fast = init.initial_parameters(X, 4, "full", 6, method, np.random.default_rng(4))

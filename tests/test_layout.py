@@ -15,18 +15,24 @@ HEAVY = ("matplotlib", "seaborn", "xarray", "snakemake", "pandas")
 
 
 def _loaded_after(statement):
-    code = (f"import sys; {statement}; "
-            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    code = (
+        f"import sys; {statement}; "
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     return result.stdout.strip()
 
 
-@pytest.mark.parametrize("statement", [
-    "import em_lib",
-    "from em_lib import GaussianMixture, GaussianHMM",
-    "import em_lib.numerics.fitting, em_lib.numerics.hmm, em_lib.metrics",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import em_lib",
+        "from em_lib import GaussianMixture, GaussianHMM",
+        "import em_lib.numerics.fitting, em_lib.numerics.hmm, em_lib.metrics",
+    ],
+)
 def test_library_import_loads_no_heavy_module(statement):
     assert _loaded_after(statement) == "[]"
 
@@ -47,8 +53,15 @@ def test_library_never_imports_the_study_layer():
 
 
 def test_plotting_does_not_switch_the_backend():
-    code = ("import matplotlib; before = matplotlib.get_backend(); "
-            "import em_lib.study.plotting; print(before == matplotlib.get_backend())")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, env={"MPLBACKEND": "svg", "PATH": ""})
+    code = (
+        "import matplotlib; before = matplotlib.get_backend(); "
+        "import em_lib.study.plotting; print(before == matplotlib.get_backend())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"MPLBACKEND": "svg", "PATH": ""},
+    )
     assert result.stdout.strip() == "True"

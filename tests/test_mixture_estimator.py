@@ -50,8 +50,13 @@ def test_fit_attributes_and_every_start_kept():
 @pytest.mark.parametrize("covariance_type", ["full", "spherical"])
 def test_polishing_continues_the_best_starts_to_the_optimum(covariance_type):
     X = load_dataset("iris").X
-    kwargs = dict(n_components=3, covariance_type=covariance_type, n_init=5, random_state=2,
-                  nested_starts=False)
+    kwargs = dict(
+        n_components=3,
+        covariance_type=covariance_type,
+        n_init=5,
+        random_state=2,
+        nested_starts=False,
+    )
     loose = GaussianMixture(**kwargs, polish_tol=None).fit(X)
     est = GaussianMixture(**kwargs).fit(X)
     # the starts themselves are the same; polishing only adds
@@ -67,9 +72,16 @@ def test_polishing_continues_the_best_starts_to_the_optimum(covariance_type):
     # the same optimum as plain EM run from that start to the tight tolerance
     fit = est.starts_
     best = est.best_start_
-    direct = fit_mixture_em(X, fit.weights[[best]], fit.means[[best]],
-                            fit.covariances[[best]], covariance_type, tol=1e-10,
-                            tol_type="relative", max_iter=1000)
+    direct = fit_mixture_em(
+        X,
+        fit.weights[[best]],
+        fit.means[[best]],
+        fit.covariances[[best]],
+        covariance_type,
+        tol=1e-10,
+        tol_type="relative",
+        max_iter=1000,
+    )
     assert est.score(X) * len(X) == pytest.approx(direct.log_likelihood[0], rel=1e-8)
     assert est.score(X) * len(X) >= direct.log_likelihood[0] - 1e-6
 
@@ -164,8 +176,9 @@ def test_zero_variance_column_with_the_default_prior(covariance_type):
     that MAP covariances stay positive definite (found by fuzzing: it used to crash)."""
     X = load_dataset("iris").X.copy()
     X[:, 2] = 1.0
-    est = GaussianMixture(2, covariance_type=covariance_type, n_init=3, random_state=0,
-                          prior="default").fit(X)
+    est = GaussianMixture(
+        2, covariance_type=covariance_type, n_init=3, random_state=0, prior="default"
+    ).fit(X)
     assert np.isfinite(est.score(X))
     assert np.linalg.eigvalsh(est.covariances_).min() > 0
 
@@ -261,8 +274,7 @@ with warnings.catch_warnings(record=True) as caught:
 assert caught[-1].category is ConvergenceWarning, caught
 print(sorted(m for m in sys.modules if m.startswith("sklearn")))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
@@ -273,8 +285,9 @@ def test_warm_start_convergence_continues_across_fits_as_sklearn():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         base = GaussianMixture(3, max_iter=2, polish_tol=None, random_state=0).fit(X)
-    init = dict(weights_init=base.weights_, means_init=base.means_,
-                precisions_init=base.precisions_)
+    init = dict(
+        weights_init=base.weights_, means_init=base.means_, precisions_init=base.precisions_
+    )
     ours = GaussianMixture(3, max_iter=1, warm_start=True, polish_tol=None, **init)
     theirs = SK(3, max_iter=1, warm_start=True, **init)
     cold = GaussianMixture(3, max_iter=1, polish_tol=None, **init)
@@ -300,17 +313,20 @@ def test_float32_input_keeps_float32_parameters_as_sklearn():
     X32 = load_dataset("iris").X.astype(np.float32)
     names = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
     for covariance_type in COVARIANCE_TYPES:
-        ours = GaussianMixture(3, covariance_type=covariance_type, n_init=2,
-                               random_state=0).fit(X32)
-        wide = GaussianMixture(3, covariance_type=covariance_type, n_init=2,
-                               random_state=0).fit(X32.astype(np.float64))
+        ours = GaussianMixture(3, covariance_type=covariance_type, n_init=2, random_state=0).fit(
+            X32
+        )
+        wide = GaussianMixture(3, covariance_type=covariance_type, n_init=2, random_state=0).fit(
+            X32.astype(np.float64)
+        )
         theirs = SK(3, covariance_type=covariance_type, random_state=0).fit(X32)
         for name in names:
             assert getattr(ours, name).dtype == getattr(theirs, name).dtype == np.float32
             assert getattr(wide, name).dtype == np.float64
             # computed in float64 and cast at the end
-            np.testing.assert_array_equal(getattr(ours, name),
-                                          getattr(wide, name).astype(np.float32))
+            np.testing.assert_array_equal(
+                getattr(ours, name), getattr(wide, name).astype(np.float32)
+            )
         assert ours.score_samples(X32).dtype == theirs.score_samples(X32).dtype
         assert ours.predict_proba(X32).dtype == theirs.predict_proba(X32).dtype
         np.testing.assert_array_equal(ours.predict(X32), wide.predict(X32))

@@ -164,7 +164,8 @@ def toy_config(fit=None):
             "replicate": [0, 1, 2, 3],
             "method": ["em", "mean_impute"],
         },
-        "fit": fit or {
+        "fit": fit
+        or {
             "n_init": 10,
             "tol": 1e-3,
             "max_iter": 50,
@@ -219,8 +220,7 @@ def test_html_report_contains_figures_tables_and_methods(figures, tables):
 
 
 def test_methods_paragraph_states_the_procedure_that_ran():
-    config = tiny_config({"fit": {"n_init": 7, "init_params": "auto", "tol": 1e-4,
-                                  "max_iter": 55}})
+    config = tiny_config({"fit": {"n_init": 7, "init_params": "auto", "tol": 1e-4, "max_iter": 55}})
     assert "polish_tol" not in config["fit"]  # the schema has no polishing key: the default
     text = report.methods_paragraph(config, ATTRS, config["sensitivity"])
     assert "7 random starts" in text
@@ -237,13 +237,15 @@ def test_methods_paragraph_states_the_procedure_that_ran():
     assert "0.001" not in text.split("Software:")[0]  # not the default tolerance
     # the settings come from the config: another config, another text
     other = report.methods_paragraph(
-        tiny_config({"fit": {"n_init": 4, "init_params": "kmeans"}}), ATTRS)
+        tiny_config({"fit": {"n_init": 4, "init_params": "kmeans"}}), ATTRS
+    )
     assert "4 random starts (4 from k-means" in other and "7 random starts" not in other
 
 
 def test_starts_text_renders_every_kind():
     assert report.starts_text("kmeans", 1) == (
-        "1 random start (1 from k-means (k-means++ seeding and Lloyd steps))")
+        "1 random start (1 from k-means (k-means++ seeding and Lloyd steps))"
+    )
     text = report.starts_text("auto", 16)
     for kind, count in Counter(start_kinds("auto", 16)).items():
         assert f"{count} {report._KIND_TEXT[kind]}" in text
@@ -252,14 +254,30 @@ def test_starts_text_renders_every_kind():
 @pytest.mark.filterwarnings("ignore:Setting an item of incompatible dtype")  # delta.empty_tables
 def test_figure_notes_for_empty_hmm_and_delta_tables(tables):
     ds = tables["ds"]
-    full = {name: tables[name] for name in ("initialisation", "criteria", "selection",
-                                            "missingness", "hmm_initialisation",
-                                            "delta_adjustment", "delta_tipping")}
+    full = {
+        name: tables[name]
+        for name in (
+            "initialisation",
+            "criteria",
+            "selection",
+            "missingness",
+            "hmm_initialisation",
+            "delta_adjustment",
+            "delta_tipping",
+        )
+    }
     assert report.figure_notes(full, ds, {"method": "em"}) == {}
     empty_delta, empty_tipping = delta.empty_tables("the data set has no missing value")
     notes = report.figure_notes(
-        {**full, "hmm_initialisation": pd.DataFrame(), "delta_adjustment": empty_delta,
-         "delta_tipping": empty_tipping}, ds, {"method": "em"})
+        {
+            **full,
+            "hmm_initialisation": pd.DataFrame(),
+            "delta_adjustment": empty_delta,
+            "delta_tipping": empty_tipping,
+        },
+        ds,
+        {"method": "em"},
+    )
     assert notes == {
         "hmm": "no HMM runs in this experiment",
         "delta": "delta adjustment not run: the data set has no missing value",
@@ -267,11 +285,15 @@ def test_figure_notes_for_empty_hmm_and_delta_tables(tables):
     # as the workflow reads them back from CSV
     notes = report.figure_notes(
         {**full, "delta_adjustment": empty_delta.iloc[:0], "delta_tipping": pd.DataFrame()},
-        ds, {"method": "em"})
+        ds,
+        {"method": "em"},
+    )
     assert notes == {"delta": "delta adjustment not run: not run"}
     only_none = {**full, "missingness": full["missingness"].assign(missing_rate=0.0)}
-    assert "synthetic missingness" in report.figure_notes(only_none, ds, {"method": "em"})[
-        "missingness"]
+    assert (
+        "synthetic missingness"
+        in report.figure_notes(only_none, ds, {"method": "em"})["missingness"]
+    )
 
 
 def test_html_report_renders_notes_and_models(tables):
@@ -294,19 +316,32 @@ def test_html_report_renders_notes_and_models(tables):
     assert notes.count("<li>") == 2
     assert "figure hmm: no HMM runs in this experiment" in notes
     assert "table &lt;x&gt;: empty" in notes
-    bare = report.html_report(title="t", glance={}, findings=[], figures=[], tables=[],
-                              methods="m", failures=pd.DataFrame())
+    bare = report.html_report(
+        title="t",
+        glance={},
+        findings=[],
+        figures=[],
+        tables=[],
+        methods="m",
+        failures=pd.DataFrame(),
+    )
     assert 'id="models"' not in bare and "notes" not in bare
 
 
 def test_selected_models_read_the_stored_fit():
     _, ds, _, _, _ = tiny_study()
-    models = dict((name, (frame, caption)) for name, frame, caption in
-                  report.selected_models(ds))
+    models = dict((name, (frame, caption)) for name, frame, caption in report.selected_models(ds))
     assert set(models) == {"blobs", "air"}
     for name, (frame, caption) in models.items():
-        cells = ds.sel({"dataset": name, "mechanism": "none", "missing_rate": 0.0,
-                        "replicate": 0, "method": "em"})
+        cells = ds.sel(
+            {
+                "dataset": name,
+                "mechanism": "none",
+                "missing_rate": 0.0,
+                "replicate": 0,
+                "method": "em",
+            }
+        )
         scores = cells["fit_bic"].where(cells["in_design"] & ~cells["fit_failed"])
         best = scores.where(scores == scores.min(), drop=True)
         model, k = str(best["model"].item()), int(best["n_components"].item())

@@ -80,8 +80,10 @@ def test_seed_key_separates_purposes_values_and_types():
 
 
 def test_seed_key_does_not_depend_on_python_hash_seed():
-    code = ("from em_lib.study.seeds import seed_key; "
-            "print(seed_key('init', dataset='a', missing_rate=0.1, replicate=3))")
+    code = (
+        "from em_lib.study.seeds import seed_key; "
+        "print(seed_key('init', dataset='a', missing_rate=0.1, replicate=3))"
+    )
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],
@@ -109,8 +111,12 @@ def test_format_rate_round_trips_through_wildcards():
     for rate in (0.1, 0.3, 0.05, 1e-05, 0.0):
         assert float(format_rate(rate)) == rate
     job = design.MaskJob("a", "MAR", 0.1, 2)
-    assert job.wildcards == {"dataset": "a", "mechanism": "MAR", "missing_rate": "0.1",
-                             "replicate": "2"}
+    assert job.wildcards == {
+        "dataset": "a",
+        "mechanism": "MAR",
+        "missing_rate": "0.1",
+        "replicate": "2",
+    }
     assert design.MaskJob.from_wildcards(job.wildcards) == job
 
 
@@ -118,19 +124,30 @@ def test_format_rate_round_trips_through_wildcards():
 
 
 def test_mask_jobs_pair_none_with_rate_zero_only():
-    config = tiny_config({"sweep": {"mechanism": ["none", "MCAR", "MAR"],
-                                    "missing_rate": [0.0, 0.1, 0.3], "replicate": [0, 1]}})
+    config = tiny_config(
+        {
+            "sweep": {
+                "mechanism": ["none", "MCAR", "MAR"],
+                "missing_rate": [0.0, 0.1, 0.3],
+                "replicate": [0, 1],
+            }
+        }
+    )
     pairs = design.mechanism_rate_pairs(config)
     assert pairs == [("none", 0.0), ("MCAR", 0.1), ("MCAR", 0.3), ("MAR", 0.1), ("MAR", 0.3)]
     mask_jobs = design.mask_jobs(config)
-    assert mask_jobs == [design.MaskJob("blobs", mechanism, rate, replicate)
-                         for mechanism, rate in pairs for replicate in (0, 1)]
+    assert mask_jobs == [
+        design.MaskJob("blobs", mechanism, rate, replicate)
+        for mechanism, rate in pairs
+        for replicate in (0, 1)
+    ]
     assert len(set(mask_jobs)) == len(mask_jobs) == 5 * 2
 
 
 def test_coordinates_follow_the_config():
-    config = tiny_config({"fit": {"n_init": 4, "max_iter": 7},
-                          "sweep": {"method": ["em", "mean_impute"]}})
+    config = tiny_config(
+        {"fit": {"n_init": 4, "max_iter": 7}, "sweep": {"method": ["em", "mean_impute"]}}
+    )
     coords = design.coordinates(config)
     assert coords["dataset"] == ["blobs"]
     assert coords["model"] == ["full", "diag"]
@@ -143,8 +160,9 @@ def test_coordinates_follow_the_config():
 
 def test_hmm_model_only_for_sequence_data():
     seq = {"kind": "hmm_sequences", "n_sequences": 3, "sequence_length": 20}
-    config = tiny_config({"datasets": {"seq": seq}, "sweep": {"model": ["diag"]},
-                          "hmm": {"enabled": True}})
+    config = tiny_config(
+        {"datasets": {"seq": seq}, "sweep": {"model": ["diag"]}, "hmm": {"enabled": True}}
+    )
     assert design.model_coordinate(config) == ["diag", "hmm"]
     assert design.dataset_models(config, "blobs") == ["diag"]
     assert design.dataset_models(config, "seq") == ["diag", "hmm"]
@@ -157,9 +175,16 @@ def test_hmm_model_only_for_sequence_data():
 
 def test_image_damage_and_delta_target_defaults():
     seq = {"kind": "hmm_sequences", "n_sequences": 3, "sequence_length": 20}
-    config = tiny_config({"datasets": {"seq": seq},
-                          "sweep": {"mechanism": ["none", "MAR", "MCAR"],
-                                    "missing_rate": [0.0, 0.1, 0.3], "replicate": [3, 1]}})
+    config = tiny_config(
+        {
+            "datasets": {"seq": seq},
+            "sweep": {
+                "mechanism": ["none", "MAR", "MCAR"],
+                "missing_rate": [0.0, 0.1, 0.3],
+                "replicate": [3, 1],
+            },
+        }
+    )
     # the first mechanism other than none, at its largest rate, first replicate
     assert design.image_damage(config) == design.MaskJob("", "MAR", 0.3, 3)
     target = design.delta_target(config)
@@ -200,8 +225,9 @@ def test_default_config_completes_and_passes_checks():
 
 
 def test_schema_fills_kind_specific_defaults():
-    config = tiny_config({"datasets": {"g": {"kind": "gaussian_mixture"},
-                                       "h": {"kind": "hmm_sequences"}}})
+    config = tiny_config(
+        {"datasets": {"g": {"kind": "gaussian_mixture"}, "h": {"kind": "hmm_sequences"}}}
+    )
     assert config["datasets"]["g"]["n_samples"] == 500
     assert "n_sequences" not in config["datasets"]["g"]
     assert config["datasets"]["h"]["self_transition"] == 0.9
@@ -213,11 +239,12 @@ def test_schema_fills_kind_specific_defaults():
     [
         ({"fit": {"n_inits": 3}}, "'n_inits' was unexpected"),
         ({"sweep": {"dataset": ["nope"]}}, "sweep.dataset: unknown dataset 'nope'"),
-        ({"sweep": {"mechanism": ["none"], "missing_rate": [0.1]}},
-         "'none' needs missing_rate 0"),
+        ({"sweep": {"mechanism": ["none"], "missing_rate": [0.1]}}, "'none' needs missing_rate 0"),
         ({"sweep": {"mechanism": ["MCAR"], "missing_rate": [0.0]}}, "rate 0 is only run"),
-        ({"datasets": {"blobs": {"models": ["hmm"]}}, "hmm": {"enabled": True}},
-         "model 'hmm' needs sequence data"),
+        (
+            {"datasets": {"blobs": {"models": ["hmm"]}}, "hmm": {"enabled": True}},
+            "model 'hmm' needs sequence data",
+        ),
     ],
 )
 def test_config_errors_name_the_problem(change, needle):
@@ -239,8 +266,9 @@ def test_prepare_simulated_data_is_reproducible_and_keeps_truth():
     assert not np.array_equal(mixture["X"], jobs.prepare_dataset("h", BLOBS, 3)["X"])
     assert not np.array_equal(mixture["X"], jobs.prepare_dataset("g", BLOBS, 4)["X"])
 
-    seq_spec = tiny_config({"datasets": {"s": {"kind": "hmm_sequences", "n_sequences": 3,
-                                               "sequence_length": 20}}})["datasets"]["s"]
+    seq_spec = tiny_config(
+        {"datasets": {"s": {"kind": "hmm_sequences", "n_sequences": 3, "sequence_length": 20}}}
+    )["datasets"]["s"]
     seq = jobs.prepare_dataset("s", seq_spec, 3)
     assert seq["lengths"].tolist() == [20, 20, 20]
     assert seq["true_transmat"].shape == (3, 3)
@@ -271,8 +299,7 @@ def test_prepare_table_keeps_rows_with_empty_cells(tmp_path):
 
 def test_prepare_table_drops_only_rows_with_nothing_observed(tmp_path):
     (tmp_path / "t.csv").write_text("a,b\n1,\n,\n3,4\n")
-    spec = {"kind": "table", "path": str(tmp_path / "t.csv"), "columns": None,
-            "label_column": None}
+    spec = {"kind": "table", "path": str(tmp_path / "t.csv"), "columns": None, "label_column": None}
     with pytest.warns(UserWarning):
         table = jobs.prepare_dataset("t", spec, 0)
     np.testing.assert_array_equal(table["X"], [[1.0, np.nan], [3.0, 4.0]])
@@ -302,11 +329,9 @@ def test_make_mask_is_reproducible_and_exact():
     n_masked = round(0.2 * X.size)
     assert first["mask"].sum() == n_masked
     assert first["realised_rate"] == first["total_missing_rate"] == n_masked / X.size
-    other = jobs.make_mask(X, design.MaskJob("blobs", "MCAR", 0.2, 1), root_seed=5,
-                           strength=2.0)
+    other = jobs.make_mask(X, design.MaskJob("blobs", "MCAR", 0.2, 1), root_seed=5, strength=2.0)
     assert not np.array_equal(first["mask"], other["mask"])
-    none = jobs.make_mask(X, design.MaskJob("blobs", "none", 0.0, 0), root_seed=5,
-                          strength=2.0)
+    none = jobs.make_mask(X, design.MaskJob("blobs", "none", 0.0, 0), root_seed=5, strength=2.0)
     assert not none["mask"].any() and none["realised_rate"] == 0.0
 
 
@@ -319,8 +344,7 @@ def test_make_mask_on_data_with_own_missing_values():
     assert not (mask & own).any()  # only observed entries are masked
     n_masked = round(0.2 * X.size)
     assert mask.sum() == n_masked and result["realised_rate"] == n_masked / X.size
-    assert result["total_missing_rate"] == pytest.approx((own.sum() + n_masked) / X.size,
-                                                         rel=1e-12)
+    assert result["total_missing_rate"] == pytest.approx((own.sum() + n_masked) / X.size, rel=1e-12)
 
 
 def test_save_and_load_arrays(tmp_path):
@@ -385,16 +409,23 @@ def test_fitted_models_equal_the_estimator(study, dataset):
     for m, model in enumerate(out["model"].tolist()):
         for k, n_components in enumerate(out["n_components"].tolist()):
             estimator = GaussianMixture(
-                n_components, covariance_type=model, n_init=fit["n_init"],
-                init_params=fit["init_params"], nested_starts=True, tol=fit["tol"],
-                max_iter=fit["max_iter"], reg_covar=fit["reg_covar"],
+                n_components,
+                covariance_type=model,
+                n_init=fit["n_init"],
+                init_params=fit["init_params"],
+                nested_starts=True,
+                tol=fit["tol"],
+                max_iter=fit["max_iter"],
+                reg_covar=fit["reg_covar"],
                 random_state=seed_sequence(config["root_seed"], "init", **job.labels),
             ).fit(X_obs)
             cell = (m, k, e)
-            np.testing.assert_allclose(out["weights"][cell][:n_components],
-                                       estimator.weights_, rtol=1e-12, atol=1e-12)
-            np.testing.assert_allclose(out["means"][cell][:n_components], estimator.means_,
-                                       rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(
+                out["weights"][cell][:n_components], estimator.weights_, rtol=1e-12, atol=1e-12
+            )
+            np.testing.assert_allclose(
+                out["means"][cell][:n_components], estimator.means_, rtol=1e-12, atol=1e-12
+            )
             assert out["fit_n_iter"][cell] == estimator.n_iter_
 
 
@@ -410,12 +441,18 @@ def test_baselines_equal_the_estimator_on_their_training_data(study):
         X_train, _ = jobs.training_data(X_obs, None, method)
         assert out["n_rows_used"][m, k, e] == X_train.shape[0]
         estimator = GaussianMixture(
-            2, covariance_type="full", n_init=fit["n_init"], nested_starts=True,
-            tol=fit["tol"], max_iter=fit["max_iter"], reg_covar=fit["reg_covar"],
+            2,
+            covariance_type="full",
+            n_init=fit["n_init"],
+            nested_starts=True,
+            tol=fit["tol"],
+            max_iter=fit["max_iter"],
+            reg_covar=fit["reg_covar"],
             random_state=seed_sequence(config["root_seed"], "init", **job.labels),
         ).fit(X_train)
-        np.testing.assert_allclose(out["means"][m, k, e][:2], estimator.means_, rtol=1e-12,
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            out["means"][m, k, e][:2], estimator.means_, rtol=1e-12, atol=1e-12
+        )
     assert out["n_rows_used"][m, k].tolist() == [80, int((~mask.any(1)).sum()), 80]
 
 
@@ -424,17 +461,22 @@ def test_fit_job_measures_are_consistent(study):
     out = record(fits, mcar_job("blobs"))
     em = out["method"].tolist().index("em")
     # em is fitted to the damaged data itself: its evaluation equals its training objective
-    np.testing.assert_allclose(out["start_log_likelihood"][:, :, em],
-                               out["start_train_log_likelihood"][:, :, em], rtol=1e-10)
-    np.testing.assert_allclose(out["fit_log_likelihood"][:, :, em],
-                               out["fit_train_log_likelihood"][:, :, em], rtol=1e-10)
+    np.testing.assert_allclose(
+        out["start_log_likelihood"][:, :, em],
+        out["start_train_log_likelihood"][:, :, em],
+        rtol=1e-10,
+    )
+    np.testing.assert_allclose(
+        out["fit_log_likelihood"][:, :, em], out["fit_train_log_likelihood"][:, :, em], rtol=1e-10
+    )
     # the fitted model (best start, nested starts included, polished) is at least as good as
     # every random start, and em maximises the damaged data's likelihood: the baselines'
     # parameters score no higher on it
     best_random = out["start_log_likelihood"][:, :, em].max(-1)
     assert np.all(out["fit_log_likelihood"][:, :, em] >= best_random - 1e-9 * abs(best_random))
-    assert np.all(out["fit_log_likelihood"][:, :, em][..., None]
-                  >= out["fit_log_likelihood"] - 1e-6)
+    assert np.all(
+        out["fit_log_likelihood"][:, :, em][..., None] >= out["fit_log_likelihood"] - 1e-6
+    )
     assert np.all(out["fit_bic"] > out["fit_aic"])  # log(80) > 2
     assert np.all(out["fit_icl"] >= out["fit_bic"])
     assert np.all(out["start_bic"] > out["start_aic"])
@@ -443,8 +485,11 @@ def test_fit_job_measures_are_consistent(study):
     # every random start's kind, in start order
     kinds = start_kinds(config["fit"]["init_params"], config["fit"]["n_init"])
     assert (out["start_kind"] == np.array(kinds)).all()
-    for trace, n_iter in zip(out["trace"][:, :, em].reshape(-1, config["fit"]["max_iter"]),
-                             out["start_n_iter"][:, :, em].ravel(), strict=True):
+    for trace, n_iter in zip(
+        out["trace"][:, :, em].reshape(-1, config["fit"]["max_iter"]),
+        out["start_n_iter"][:, :, em].ravel(),
+        strict=True,
+    ):
         assert np.isfinite(trace[:n_iter]).all() and np.isnan(trace[n_iter:]).all()
         assert np.all(np.diff(trace[:n_iter]) >= -1e-12)  # EM never decreases the objective
 
@@ -454,8 +499,12 @@ def test_nested_starts_are_labelled_by_their_origin(study):
     out = record(fits, mcar_job("blobs"))
     models = out["model"].tolist()
     full, diag = models.index("full"), models.index("diag")
-    assert set(out["nested_origin"][full, 1, 0]) == {"nested:diag", "nested:tied", "split:K=1",
-                                                     "epsilon:K=1"}
+    assert set(out["nested_origin"][full, 1, 0]) == {
+        "nested:diag",
+        "nested:tied",
+        "split:K=1",
+        "epsilon:K=1",
+    }
     assert out["nested_origin"][diag, 0, 0].tolist() == ["nested:spherical", "", "", ""]
     used = out["nested_origin"] != ""
     assert np.isfinite(out["nested_log_likelihood"][used]).all()
@@ -491,8 +540,17 @@ def test_every_variable_and_coordinate_is_labelled(study):
     assert set(ds.dims) <= set(ds.coords)
     for dim in ds.dims:
         assert ds[dim].dims == (dim,), dim
-    assert set(ds.dims) >= {*results.SWEEP_DIMS, "method", "init", "iteration", "nested",
-                            "component", "feature", "feature_i", "feature_j"}
+    assert set(ds.dims) >= {
+        *results.SWEEP_DIMS,
+        "method",
+        "init",
+        "iteration",
+        "nested",
+        "component",
+        "feature",
+        "feature_i",
+        "feature_j",
+    }
 
 
 def test_feature_coordinate_holds_column_names(study):
@@ -508,11 +566,13 @@ def test_truth_is_stored_as_data(study):
     _, ds, data, _, _ = study
     assert ds["true_n_components"].sel(dataset="blobs").item() == BLOBS["n_components"]
     assert ds["true_n_components"].sel(dataset="air").item() == -1
-    truth = ds.sel(dataset="blobs", feature=["x0", "x1"], feature_i=["x0", "x1"],
-                   feature_j=["x0", "x1"])
+    truth = ds.sel(
+        dataset="blobs", feature=["x0", "x1"], feature_i=["x0", "x1"], feature_j=["x0", "x1"]
+    )
     np.testing.assert_array_equal(truth["true_means"].values, data["blobs"]["true_means"])
-    np.testing.assert_array_equal(truth["true_covariances"].values,
-                                  data["blobs"]["true_covariances"])
+    np.testing.assert_array_equal(
+        truth["true_covariances"].values, data["blobs"]["true_covariances"]
+    )
     np.testing.assert_array_equal(truth["true_weights"].values, data["blobs"]["true_weights"])
     assert ds["true_means"].sel(dataset="blobs", feature="Ozone").isnull().all()
     assert ds["true_means"].sel(dataset="air").isnull().all()
@@ -561,21 +621,23 @@ def test_fit_records_land_in_their_cells(study):
             for k, n_components in enumerate(arrays["n_components"].tolist()):
                 for e, method in enumerate(arrays["method"].tolist()):
                     # "method" is also a keyword of .sel(): select with a dict
-                    cell = ds.sel({**labels, "model": model, "n_components": n_components,
-                                   "method": method})
+                    cell = ds.sel(
+                        {**labels, "model": model, "n_components": n_components, "method": method}
+                    )
                     assert cell["fit_bic"].item() == arrays["fit_bic"][m, k, e]
                     assert cell["fit_origin"].item() == arrays["fit_origin"][m, k, e]
-                    np.testing.assert_array_equal(cell["bic"].values,
-                                                  arrays["start_bic"][m, k, e])
-                    np.testing.assert_array_equal(cell["start_kind"].values,
-                                                  arrays["start_kind"][m, k, e])
-                    np.testing.assert_array_equal(cell["trace"].values,
-                                                  arrays["trace"][m, k, e])
+                    np.testing.assert_array_equal(cell["bic"].values, arrays["start_bic"][m, k, e])
                     np.testing.assert_array_equal(
-                        cell["means"].sel(feature=columns).values, arrays["means"][m, k, e])
+                        cell["start_kind"].values, arrays["start_kind"][m, k, e]
+                    )
+                    np.testing.assert_array_equal(cell["trace"].values, arrays["trace"][m, k, e])
+                    np.testing.assert_array_equal(
+                        cell["means"].sel(feature=columns).values, arrays["means"][m, k, e]
+                    )
                     np.testing.assert_array_equal(
                         cell["covariances"].sel(feature_i=columns, feature_j=columns).values,
-                        arrays["covariances"][m, k, e])
+                        arrays["covariances"][m, k, e],
+                    )
                     others = [f for f in ds["feature"].values.tolist() if f not in columns]
                     assert cell["means"].sel(feature=others).isnull().all()
 
@@ -611,8 +673,7 @@ def test_netcdf_round_trip(study, tmp_path):
     assert back["feature"].values.tolist() == ds["feature"].values.tolist()
     assert json.loads(back.attrs["config"]) == json.loads(json.dumps(config))
     assert back.attrs["seed_scheme"] == SEED_SCHEME and back.attrs["git_commit"] == "abc"
-    for key in ("em_lib_version", "numpy_version", "xarray_version", "creation_time",
-                "root_seed"):
+    for key in ("em_lib_version", "numpy_version", "xarray_version", "creation_time", "root_seed"):
         assert key in back.attrs
 
 
@@ -623,11 +684,12 @@ def test_deterministic_part_drops_run_times_and_creation_time(study):
     assert "creation_time" not in part.attrs and "creation_time" in ds.attrs
     assert "git_commit" in part.attrs
     assert set(ds.attrs["nondeterministic_variables"].split()) == set(
-        results.NONDETERMINISTIC_VARIABLES)
+        results.NONDETERMINISTIC_VARIABLES
+    )
     assert set(ds.data_vars) - set(part.data_vars) == set(results.NONDETERMINISTIC_VARIABLES)
     # everything else is a function of the config: the same jobs give the same variables
     config, _, data, fits, masks = study
-    again = results.build_dataset(design.coordinates(config), data, fits, masks,
-                                  {**ds.attrs, "creation_time": "later"})
+    again = results.build_dataset(
+        design.coordinates(config), data, fits, masks, {**ds.attrs, "creation_time": "later"}
+    )
     xr.testing.assert_identical(results.deterministic_part(again), part)
-

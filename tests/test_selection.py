@@ -46,10 +46,15 @@ def _assert_nested_order(result, ks):
 
 
 @pytest.mark.parametrize("missing", [False, True])
-@settings(max_examples=6, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(15, 40), d=st.integers(1, 3),
-       n_clusters=st.integers(1, 3))
+@settings(
+    max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(15, 40),
+    d=st.integers(1, 3),
+    n_clusters=st.integers(1, 3),
+)
 def test_nested_ordering_of_the_best_log_likelihoods(missing, seed, n, d, n_clusters):
     X = _random_data(seed, n, d, n_clusters, missing)
     ks = (1, 2, 3)
@@ -74,12 +79,27 @@ def test_table_matches_isolated_fits_with_the_same_seed(missing):
     assert isinstance(result, SelectionResult)
     table = result.table.set_index(["covariance_type", "n_components"])
     assert list(result.table.columns) == [
-        "covariance_type", "n_components", "log_likelihood", "n_parameters", "bic", "aic",
-        "icl", "converged", "n_iter", "n_samples"]
+        "covariance_type",
+        "n_components",
+        "log_likelihood",
+        "n_parameters",
+        "bic",
+        "aic",
+        "icl",
+        "converged",
+        "n_iter",
+        "n_samples",
+    ]
     for covariance_type in TYPES:
         for k in ks:
-            alone = GaussianMixture(k, covariance_type=covariance_type, nested_starts=True,
-                                    random_state=11, n_init=3, tol=1e-4).fit(X)
+            alone = GaussianMixture(
+                k,
+                covariance_type=covariance_type,
+                nested_starts=True,
+                random_state=11,
+                n_init=3,
+                tol=1e-4,
+            ).fit(X)
             row = table.loc[(covariance_type, k)]
             expected = alone.fit_result_.log_likelihood
             assert row["log_likelihood"] == pytest.approx(expected, rel=1e-10)
@@ -115,23 +135,37 @@ def test_best_estimator_is_the_argmin_of_the_table(criterion):
 
 def test_settings_pass_through_and_a_random_seed_is_recorded():
     X = load_dataset("old_faithful").X
-    result = select_mixture(X, 2, "diag", n_init=2, prior="default", reg_covar=1e-5,
-                            init_params="kmeans", polish_tol=None)
+    result = select_mixture(
+        X,
+        2,
+        "diag",
+        n_init=2,
+        prior="default",
+        reg_covar=1e-5,
+        init_params="kmeans",
+        polish_tol=None,
+    )
     est = result.best_estimator
     assert (est.prior, est.reg_covar, est.init_params, est.polish_tol) == (
-        "default", 1e-5, "kmeans", None)
+        "default",
+        1e-5,
+        "kmeans",
+        None,
+    )
     assert est.polish_ is None and isinstance(est.random_state, int)
     assert len(result.table) == 1
     alone = GaussianMixture(**est.get_params()).fit(X)
     assert alone.fit_result_.log_likelihood == pytest.approx(
-        est.fit_result_.log_likelihood, rel=1e-10)
+        est.fit_result_.log_likelihood, rel=1e-10
+    )
 
 
 def test_float32_input_and_non_converged_cells_warn():
     X = load_dataset("iris").X.astype(np.float32)
     with pytest.warns(ConvergenceWarning, match=r"cell\(s\) did not converge.*\('full', 3\)"):
-        result = select_mixture(X, (2, 3), ("full",), n_init=2, random_state=0, max_iter=2,
-                                polish_tol=None, tol=0.0)
+        result = select_mixture(
+            X, (2, 3), ("full",), n_init=2, random_state=0, max_iter=2, polish_tol=None, tol=0.0
+        )
     assert not result.table["converged"].any()
     assert result.best_estimator.means_.dtype == np.float32
 
@@ -151,8 +185,11 @@ def test_rows_without_observed_values_are_ignored():
         ({"n_components": []}, ValueError, "n_components is empty"),
         ({"n_components": [0, 1]}, ValueError, r"n_components must hold integers >= 1"),
         ({"covariance_types": ()}, ValueError, "covariance_types is empty"),
-        ({"covariance_types": ("full", "banana")}, ValueError,
-         r"unknown covariance type\(s\) \['banana'\]"),
+        (
+            {"covariance_types": ("full", "banana")},
+            ValueError,
+            r"unknown covariance type\(s\) \['banana'\]",
+        ),
         ({"n_components": [2, 5]}, ValueError, "n_components up to 5 .* X has 5 row"),
         ({"banana": 1}, TypeError, r"unexpected setting\(s\) \['banana'\]"),
         ({"nested_starts": False}, TypeError, "nested_starts is always True"),
@@ -170,11 +207,12 @@ def test_errors_name_the_problem(kwargs, error, message):
 
 
 def test_import_stays_light():
-    code = ("import sys, em_lib, em_lib.selection; "
-            "print([m for m in sys.modules if m.startswith(('pandas', 'sklearn', 'xarray', "
-            "'matplotlib'))])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, em_lib, em_lib.selection; "
+        "print([m for m in sys.modules if m.startswith(('pandas', 'sklearn', 'xarray', "
+        "'matplotlib'))])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 

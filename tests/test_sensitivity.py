@@ -52,7 +52,8 @@ def test_starts_and_fits_tables(starts, fits):
     assert not any(c.startswith("fit_") for c in fits.columns)
     failed = fits[fits["failed"]]
     assert failed[["n_components", "replicate"]].drop_duplicates().to_dict("records") == [
-        FAILED_FIT]
+        FAILED_FIT
+    ]
 
 
 def test_cells_outside_design_and_models():
@@ -114,8 +115,15 @@ def test_initialisation_table_of_no_starts_keeps_its_columns(starts, fits):
     assert not sensitivity.criteria_table(fits.iloc[:0], none).columns.empty
     table = sensitivity.initialisation_table(none)
     assert table.empty
-    assert {"dataset", "model", "n_components", "method", "n_starts", "share_best",
-            "starts_p95"} <= set(table.columns)
+    assert {
+        "dataset",
+        "model",
+        "n_components",
+        "method",
+        "n_starts",
+        "share_best",
+        "starts_p95",
+    } <= set(table.columns)
 
 
 def test_tighter_tolerance_splits_the_near_optimum(starts):
@@ -159,8 +167,7 @@ def test_selection_uses_fitted_models_and_skips_failed_ones(fits):
 
 def test_criteria_summarise_fitted_models_and_starts(fits, starts):
     table = sensitivity.criteria_table(fits, starts)
-    bic = table[(table["criterion"] == "bic") & (table["method"] == "em")].set_index(
-        "n_components")
+    bic = table[(table["criterion"] == "bic") & (table["method"] == "em")].set_index("n_components")
     # fitted BIC 200 + 10 |K - selected|: K = 2 is 200 in three replicates and 210 in one
     assert np.isclose(bic.loc[2, "mean"], (3 * 200 + 210) / 4)
     assert bic.loc[2, "min"] == 200 and bic.loc[2, "max"] == 210
@@ -215,7 +222,8 @@ def test_tipping_point_on_a_constructed_sequence():
 
 
 SETTINGS = MixtureSettings.from_config(
-    {"n_init": 3, "tol": 1e-3, "max_iter": 100, "reg_covar": 1e-6, "nested_starts": False})
+    {"n_init": 3, "tol": 1e-3, "max_iter": 100, "reg_covar": 1e-6, "nested_starts": False}
+)
 
 
 def mar_reference(X, n_components=2):
@@ -238,8 +246,14 @@ def two_clusters_with_missing(seed=0):
 def test_delta_adjustment_tips_selected_k_on_both_sides():
     X = two_clusters_with_missing()
     table, tipping = delta.delta_adjustment(
-        X, mar_reference(X), variables=[1], deltas=[-3.0, -0.05, 0.0, 0.05, 3.0],
-        n_components=[2, 3], covariance_type="full", settings=SETTINGS, n_draws=2,
+        X,
+        mar_reference(X),
+        variables=[1],
+        deltas=[-3.0, -0.05, 0.0, 0.05, 3.0],
+        n_components=[2, 3],
+        covariance_type="full",
+        settings=SETTINGS,
+        n_draws=2,
         random_state=0,
     )
     per_delta = table.drop_duplicates("delta").set_index("delta")["selected_k"]
@@ -276,8 +290,17 @@ def test_delta_adjustment_weight_conclusion_tips_on_one_side():
     assert onto_line < 0
     deltas = [onto_line, onto_line / 8, 0.0, -onto_line / 8, -onto_line]
     table, tipping = delta.delta_adjustment(
-        X, reference, variables=[1], deltas=deltas, n_components=[2], covariance_type="full",
-        settings=SETTINGS, n_draws=0, conclusion="weight_above", component=blob, threshold=0.5,
+        X,
+        reference,
+        variables=[1],
+        deltas=deltas,
+        n_components=[2],
+        covariance_type="full",
+        settings=SETTINGS,
+        n_draws=0,
+        conclusion="weight_above",
+        component=blob,
+        threshold=0.5,
         random_state=0,
     )
     weight = table[table["component"] == blob].set_index("delta")["weight"]
@@ -293,10 +316,19 @@ def test_delta_adjustment_weight_conclusion_tips_on_one_side():
 
 def test_delta_adjustment_rejects_bad_arguments():
     X = two_clusters_with_missing()
-    reference = (2, np.array([0.5, 0.5]), np.array([[0.0, 0.0], [8.0, 8.0]]),
-                 np.stack([0.25 * np.eye(2)] * 2))
-    common = {"variables": [1], "deltas": [0.0, 1.0], "n_components": [2],
-              "covariance_type": "full", "settings": SETTINGS}
+    reference = (
+        2,
+        np.array([0.5, 0.5]),
+        np.array([[0.0, 0.0], [8.0, 8.0]]),
+        np.stack([0.25 * np.eye(2)] * 2),
+    )
+    common = {
+        "variables": [1],
+        "deltas": [0.0, 1.0],
+        "n_components": [2],
+        "covariance_type": "full",
+        "settings": SETTINGS,
+    }
     with pytest.raises(ValueError, match="conclusion must be"):
         delta.delta_adjustment(X, reference, conclusion="other", **common)
     with pytest.raises(ValueError, match="component 2 does not exist at the reference K = 2"):
@@ -310,13 +342,21 @@ def test_reference_model_is_the_stored_fit_with_the_lowest_bic():
     target = design.delta_target(config)
     assert (target["dataset"], target["mechanism"], target["model"]) == ("blobs", "MCAR", "full")
     k, weights, means, covariances = delta.reference_model(ds, target)
-    cells = ds.sel({"dataset": "blobs", "model": "full", "mechanism": "MCAR",
-                    "missing_rate": target["missing_rate"],
-                    "replicate": target["replicate"], "method": "em"})
+    cells = ds.sel(
+        {
+            "dataset": "blobs",
+            "model": "full",
+            "mechanism": "MCAR",
+            "missing_rate": target["missing_rate"],
+            "replicate": target["replicate"],
+            "method": "em",
+        }
+    )
     bic = cells["fit_bic"].sel(n_components=target["n_components"])
     assert k == int(bic.idxmin("n_components"))
-    chosen = cells.sel(n_components=k, feature=["x0", "x1"], feature_i=["x0", "x1"],
-                       feature_j=["x0", "x1"])
+    chosen = cells.sel(
+        n_components=k, feature=["x0", "x1"], feature_i=["x0", "x1"], feature_j=["x0", "x1"]
+    )
     np.testing.assert_array_equal(weights, chosen["weights"].values[:k])
     np.testing.assert_array_equal(means, chosen["means"].values[:k])
     np.testing.assert_array_equal(covariances, chosen["covariances"].values[:k])

@@ -12,8 +12,9 @@ from em_lib.numerics.squarem import _from_vector, _to_vector, polish_em
 
 
 def _loose_starts(X, k, covariance_type, prior=None, n_init=3):
-    start = initial_parameters(X, k, covariance_type, n_init, "kmeans",
-                               np.random.default_rng(0), prior=prior)
+    start = initial_parameters(
+        X, k, covariance_type, n_init, "kmeans", np.random.default_rng(0), prior=prior
+    )
     return fit_mixture_em(X, *start, covariance_type, tol=1e-2, prior=prior)
 
 
@@ -30,8 +31,7 @@ def test_coordinates_round_trip(covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("dataset,k", [("iris", 3), ("old_faithful", 4)])
-def test_polishing_reaches_the_plain_em_optimum_and_never_goes_down(dataset, k,
-                                                                    covariance_type):
+def test_polishing_reaches_the_plain_em_optimum_and_never_goes_down(dataset, k, covariance_type):
     X = load_dataset(dataset).X
     loose = _loose_starts(X, k, covariance_type)
     args = (X, loose.weights, loose.means, loose.covariances, covariance_type)
@@ -46,8 +46,9 @@ def test_polishing_reaches_the_plain_em_optimum_and_never_goes_down(dataset, k,
     # the same optimum as plain EM iterated to the same tolerance, in fewer EM steps overall
     converged = fast.converged & plain.converged
     assert converged.any()
-    np.testing.assert_allclose(fast.log_likelihood[converged],
-                               plain.log_likelihood[converged], rtol=1e-7)
+    np.testing.assert_allclose(
+        fast.log_likelihood[converged], plain.log_likelihood[converged], rtol=1e-7
+    )
     assert fast.n_iter.sum() <= plain.n_iter.sum() + 3 * len(fast.n_iter)
 
 
@@ -56,8 +57,16 @@ def test_polishing_with_a_prior_increases_the_penalised_objective(covariance_typ
     X = load_dataset("old_faithful").X
     prior = default_prior(X, 3, covariance_type)
     loose = _loose_starts(X, 3, covariance_type, prior=prior)
-    fast = polish_em(X, loose.weights, loose.means, loose.covariances, covariance_type,
-                     tol=1e-10, max_iter=2000, prior=prior)
+    fast = polish_em(
+        X,
+        loose.weights,
+        loose.means,
+        loose.covariances,
+        covariance_type,
+        tol=1e-10,
+        max_iter=2000,
+        prior=prior,
+    )
     assert np.all(fast.objective >= loose.objective - 1e-9)
     assert np.all(fast.log_prior != 0)
 
@@ -73,21 +82,23 @@ def test_polishing_with_missing_values(covariance_type):
     assert fast.settings["missing_data"]
     assert np.all(fast.log_likelihood >= loose.log_likelihood - 1e-9)
     both = fast.converged & plain.converged
-    np.testing.assert_allclose(fast.log_likelihood[both], plain.log_likelihood[both],
-                               rtol=1e-7)
+    np.testing.assert_allclose(fast.log_likelihood[both], plain.log_likelihood[both], rtol=1e-7)
 
 
 def test_a_start_heading_for_a_singularity_keeps_its_best_finite_parameters():
     """One component on a single repeated point: EM collapses it; the polish must return
     the best evaluated, non-collapsed parameters, never a degenerate or NaN solution."""
     rng = np.random.default_rng(2)
-    X = np.vstack([rng.normal(size=(60, 2)), np.repeat([[6.0, 6.0]], 4, axis=0)
-                   + 1e-9 * rng.normal(size=(4, 2))])
+    X = np.vstack(
+        [
+            rng.normal(size=(60, 2)),
+            np.repeat([[6.0, 6.0]], 4, axis=0) + 1e-9 * rng.normal(size=(4, 2)),
+        ]
+    )
     weights = np.array([[0.9, 0.1]])
     means = np.array([[[0.0, 0.0], [6.0, 6.0]]])
     covariances = np.array([[[[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.0], [0.0, 0.5]]]])
-    fast = polish_em(X, weights, means, covariances, "full", tol=1e-10, max_iter=200,
-                     reg_covar=0.0)
+    fast = polish_em(X, weights, means, covariances, "full", tol=1e-10, max_iter=200, reg_covar=0.0)
     assert np.isfinite(fast.log_likelihood).all()
     assert np.isfinite(fast.covariances).all()
     assert np.linalg.eigvalsh(fast.covariances[0]).min() > 1e-12 * X.var(axis=0).min()

@@ -36,13 +36,28 @@ def tiny_config():
     return {
         "root_seed": 11,
         "datasets": {
-            "blobs": {"kind": "gaussian_mixture", "n_samples": 150, "n_features": 2,
-                      "n_components": 2, "separation": 4.0},
-            "seq": {"kind": "hmm_sequences", "models": ["hmm"], "n_sequences": 4,
-                    "sequence_length": 40, "n_components": 2},
+            "blobs": {
+                "kind": "gaussian_mixture",
+                "n_samples": 150,
+                "n_features": 2,
+                "n_components": 2,
+                "separation": 4.0,
+            },
+            "seq": {
+                "kind": "hmm_sequences",
+                "models": ["hmm"],
+                "n_sequences": 4,
+                "sequence_length": 40,
+                "n_components": 2,
+            },
         },
-        "sweep": {"model": ["diag", "spherical"], "n_components": [2],
-                  "mechanism": ["MAR"], "missing_rate": [0.2], "replicate": [0, 1]},
+        "sweep": {
+            "model": ["diag", "spherical"],
+            "n_components": [2],
+            "mechanism": ["MAR"],
+            "missing_rate": [0.2],
+            "replicate": [0, 1],
+        },
         "fit": {"n_init": 4, "max_iter": 60},
         "hmm": {"enabled": True},
         "sensitivity": {"delta": {"deltas": [-1.0, 0.0, 1.0], "n_draws": 1, "n_init": 2}},
@@ -82,8 +97,13 @@ def runs(tmp_path_factory):
     for name, (rc, out) in outcomes.items():
         assert rc == 0, f"run {name} failed:\n{out[-5000:]}"
     loaded = {name: results.open_results(d / TARGET) for name, d in dirs.items()}
-    return {"dirs": dirs, "results": loaded, "n_fits": n_fits, "killed_with": killed_with,
-            "locked": (locked_rc, locked_out)}
+    return {
+        "dirs": dirs,
+        "results": loaded,
+        "n_fits": n_fits,
+        "killed_with": killed_with,
+        "locked": (locked_rc, locked_out),
+    }
 
 
 def assert_bit_identical(left, right):
@@ -94,16 +114,19 @@ def assert_bit_identical(left, right):
         other = right.variables[name]
         assert var.dims == other.dims and var.dtype == other.dtype, name
         if var.dtype.kind in "fiub":
-            assert (np.ascontiguousarray(var.values).tobytes()
-                    == np.ascontiguousarray(other.values).tobytes()), name
+            assert (
+                np.ascontiguousarray(var.values).tobytes()
+                == np.ascontiguousarray(other.values).tobytes()
+            ), name
         else:
             assert np.array_equal(var.values, other.values), name
 
 
 def test_aggregate_is_complete_and_labelled(runs):
     ds = runs["results"]["A"]
-    assert {*results.SWEEP_DIMS, "method", "init", "iteration", "component",
-            "feature"} <= set(ds.dims)
+    assert {*results.SWEEP_DIMS, "method", "init", "iteration", "component", "feature"} <= set(
+        ds.dims
+    )
     assert ds.sizes["init"] == 4 and ds.sizes["iteration"] == 60
     assert ds["feature"].values.tolist() == ["x0", "x1"]
     blobs = ds["in_design"].sel(dataset="blobs", mechanism="MAR", missing_rate=0.2)
@@ -180,35 +203,60 @@ SMALL_FIT = {"n_init": 3, "max_iter": 40}
 VALID_CONFIGS = {
     "real_table_as_given_k1": {
         "datasets": {"air": {"kind": "bundled", "name": "airquality"}},
-        "sweep": {"model": ["full"], "n_components": [1], "mechanism": ["none"],
-                  "missing_rate": [0.0], "method": ["em"]},
+        "sweep": {
+            "model": ["full"],
+            "n_components": [1],
+            "mechanism": ["none"],
+            "missing_rate": [0.0],
+            "method": ["em"],
+        },
         "fit": {"n_init": 2, "max_iter": 200},
     },
     "one_dataset_only_mnar_one_model": {
         "datasets": {"g": {"kind": "gaussian_mixture", "n_samples": 120, "n_features": 2}},
-        "sweep": {"model": ["diag"], "n_components": [1, 2], "mechanism": ["MNAR"],
-                  "missing_rate": [0.15]},
+        "sweep": {
+            "model": ["diag"],
+            "n_components": [1, 2],
+            "mechanism": ["MNAR"],
+            "missing_rate": [0.15],
+        },
         "fit": SMALL_FIT,
     },
     "only_hmm": {
-        "datasets": {"s": {"kind": "hmm_sequences", "models": ["hmm"], "n_sequences": 3,
-                           "sequence_length": 30, "n_components": 2}},
-        "sweep": {"n_components": [2], "mechanism": ["none", "MCAR"],
-                  "missing_rate": [0.0, 0.1]},
+        "datasets": {
+            "s": {
+                "kind": "hmm_sequences",
+                "models": ["hmm"],
+                "n_sequences": 3,
+                "sequence_length": 30,
+                "n_components": 2,
+            }
+        },
+        "sweep": {"n_components": [2], "mechanism": ["none", "MCAR"], "missing_rate": [0.0, 0.1]},
         "fit": SMALL_FIT,
         "hmm": {"enabled": True},
     },
     "own_table_and_simulation": {
-        "datasets": {"mine": {"kind": "table", "path": "mine.csv"},
-                     "g": {"kind": "gaussian_mixture", "n_samples": 100, "n_features": 3}},
-        "sweep": {"model": ["full", "spherical"], "n_components": [1, 2],
-                  "mechanism": ["none", "MAR"], "missing_rate": [0.0, 0.2]},
+        "datasets": {
+            "mine": {"kind": "table", "path": "mine.csv"},
+            "g": {"kind": "gaussian_mixture", "n_samples": 100, "n_features": 3},
+        },
+        "sweep": {
+            "model": ["full", "spherical"],
+            "n_components": [1, 2],
+            "mechanism": ["none", "MAR"],
+            "missing_rate": [0.0, 0.2],
+        },
         "fit": SMALL_FIT,
     },
     "photograph": {
         "datasets": {"photo": {"kind": "image", "source": "photo.png", "max_pixels": 700}},
-        "sweep": {"model": ["full"], "n_components": [2, 3], "mechanism": ["MCAR"],
-                  "missing_rate": [0.2]},
+        "sweep": {
+            "model": ["full"],
+            "n_components": [2, 3],
+            "mechanism": ["MCAR"],
+            "missing_rate": [0.2],
+        },
         "fit": SMALL_FIT,
     },
 }
@@ -240,8 +288,9 @@ def test_valid_config_runs_to_the_report(valid_runs, name):
     page = (workdir / "results" / "report.html").read_text()
     assert "Methods" in page and "Traceback" not in page
     ds = results.open_results(workdir / TARGET)
-    assert bool(ds["in_design"].any()) and not bool(ds["fit_failed"].where(
-        ds["in_design"], False).all())
+    assert bool(ds["in_design"].any()) and not bool(
+        ds["fit_failed"].where(ds["in_design"], False).all()
+    )
 
 
 def test_real_table_uses_every_row_and_reaches_the_direct_maximum(valid_runs):
@@ -255,8 +304,17 @@ def test_real_table_uses_every_row_and_reaches_the_direct_maximum(valid_runs):
     workdir, rc, output = valid_runs["real_table_as_given_k1"]
     assert rc == 0, output[-3000:]
     ds = results.open_results(workdir / TARGET)
-    cell = ds.sel({"dataset": "air", "model": "full", "n_components": 1, "mechanism": "none",
-                   "missing_rate": 0.0, "replicate": 0, "method": "em"})
+    cell = ds.sel(
+        {
+            "dataset": "air",
+            "model": "full",
+            "n_components": 1,
+            "mechanism": "none",
+            "missing_rate": 0.0,
+            "replicate": 0,
+            "method": "em",
+        }
+    )
     X = load_dataset("airquality").X
     assert int(cell["n_rows_used"]) == X.shape[0] == 153
     d = X.shape[1]
@@ -273,16 +331,25 @@ def test_real_table_uses_every_row_and_reaches_the_direct_maximum(valid_runs):
             diff = x[seen] - mean[seen]
             sub = cov[np.ix_(seen, seen)]
             sign, logdet = np.linalg.slogdet(sub)
-            total += -0.5 * (seen.sum() * np.log(2 * np.pi) + logdet
-                             + diff @ np.linalg.solve(sub, diff))
+            total += -0.5 * (
+                seen.sum() * np.log(2 * np.pi) + logdet + diff @ np.linalg.solve(sub, diff)
+            )
         return -total
 
     start_mean = np.nanmean(X, axis=0)
     start_lower = np.diag(np.log(np.nanstd(X, axis=0)))[rows]
-    best = optimize.minimize(negative_log_likelihood, np.concatenate([start_mean, start_lower]),
-                             method="BFGS", options={"gtol": 1e-8, "maxiter": 5000})
-    best = optimize.minimize(negative_log_likelihood, best.x, method="Nelder-Mead",
-                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
+    best = optimize.minimize(
+        negative_log_likelihood,
+        np.concatenate([start_mean, start_lower]),
+        method="BFGS",
+        options={"gtol": 1e-8, "maxiter": 5000},
+    )
+    best = optimize.minimize(
+        negative_log_likelihood,
+        best.x,
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000},
+    )
     direct = -best.fun
     em = float(cell["fit_log_likelihood"])
     assert em == pytest.approx(direct, rel=1e-6)
@@ -314,8 +381,10 @@ def test_sections_that_do_not_apply_are_left_out_with_a_note(valid_runs):
 BAD_CONFIGS = {
     "unknown_key": ({"fit": {"n_inits": 4}}, ["fit", "n_inits"]),
     "k_too_large": ({"sweep": {"n_components": [500]}}, ["sweep.n_components", "K = 500"]),
-    "no_zero_delta": ({"sensitivity": {"delta": {"deltas": [-1.0, 1.0]}}},
-                      ["sensitivity.delta.deltas", "must contain 0"]),
+    "no_zero_delta": (
+        {"sensitivity": {"delta": {"deltas": [-1.0, 1.0]}}},
+        ["sensitivity.delta.deltas", "must contain 0"],
+    ),
 }
 
 
@@ -356,11 +425,17 @@ rule all:
     input:
         rules.em_all.input,
 """)
-    config = {"em": {**tiny_config(), "hmm": {"enabled": False},
-                     "datasets": {"iris": {"kind": "bundled", "name": "iris"}}}}
+    config = {
+        "em": {
+            **tiny_config(),
+            "hmm": {"enabled": False},
+            "datasets": {"iris": {"kind": "bundled", "name": "iris"}},
+        }
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     rc, output = finish(
-        start([SNAKEMAKE, "-n", "--cores", "1", "--configfile", "config.yaml"], cwd=tmp_path))
+        start([SNAKEMAKE, "-n", "--cores", "1", "--configfile", "config.yaml"], cwd=tmp_path)
+    )
     assert rc == 0, output[-3000:]
     assert "em/results/experiment.nc" in output
     for rule, count in (("em_dataset", 1), ("em_mask", 2), ("em_fit", 2), ("em_aggregate", 1)):

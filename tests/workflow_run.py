@@ -17,8 +17,16 @@ TIMEOUT = 600
 
 
 def command(workdir, *args):
-    return [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(Path(workdir) / "experiment.yaml"), *args]
+    return [
+        SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(Path(workdir) / "experiment.yaml"),
+        *args,
+    ]
 
 
 def prepare(workdir, config):
@@ -29,8 +37,14 @@ def prepare(workdir, config):
 
 
 def start(cmd, **kwargs):
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 def finish(proc, timeout=TIMEOUT):

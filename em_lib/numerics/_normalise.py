@@ -117,8 +117,7 @@ def normalise_block(block, n_init, n_comp, want_resp, shift, total):
 
 def exp_nonpositive(values: np.ndarray) -> np.ndarray:
     """The kernel's exponential on an array (for tests)."""
-    return _exp_array(np.ascontiguousarray(values, dtype=float).ravel()).reshape(
-        np.shape(values))
+    return _exp_array(np.ascontiguousarray(values, dtype=float).ravel()).reshape(np.shape(values))
 
 
 @numba.njit(fastmath=_FLAGS, cache=True)

@@ -85,10 +85,12 @@ class MixtureSettings:
         check_tol_type(self.tol_type)
         _check_count(self.max_iter, "max_iter", minimum=0)
         _check_nonnegative(self.reg_covar, "reg_covar")
-        if not (self.prior is None or self.prior == "default"
-                or isinstance(self.prior, ConjugatePrior)):
+        if not (
+            self.prior is None or self.prior == "default" or isinstance(self.prior, ConjugatePrior)
+        ):
             raise ValueError(
-                f"prior must be None, 'default' or a ConjugatePrior, got {self.prior!r}")
+                f"prior must be None, 'default' or a ConjugatePrior, got {self.prior!r}"
+            )
         if not isinstance(self.nested_starts, bool | np.bool_):
             raise ValueError(f"nested_starts must be True or False, got {self.nested_starts!r}")
         if self.polish_tol is not None:
@@ -110,7 +112,8 @@ class MixtureSettings:
             reg_covar=float(fit["reg_covar"]),
             prior=None if prior in (None, "none") else prior,
             nested_starts=bool(fit.get("nested_starts", True)),
-            polish_tol=None if fit.get("polish_tol", 1e-10) is None
+            polish_tol=None
+            if fit.get("polish_tol", 1e-10) is None
             else float(fit.get("polish_tol", 1e-10)),
             polish_starts=int(fit.get("polish_starts", 5)),
         ).validate()
@@ -204,7 +207,11 @@ class MixtureLattice:
         key = (check_covariance_type(covariance_type), int(n_components))
         if key not in self.solutions:
             self.solutions[key] = fit_mixture(
-                self.X, n_components, covariance_type, self.settings, self.random_state,
+                self.X,
+                n_components,
+                covariance_type,
+                self.settings,
+                self.random_state,
                 lattice=self,
             )
         return self.solutions[key]
@@ -244,7 +251,7 @@ def _split_start(weights, means, covariances, covariance_type, n_features):
     new_means[chosen] = means[chosen] - step
     if covariance_type == "tied":
         return new_weights, new_means, covariances
-    return new_weights, new_means, np.concatenate([covariances, covariances[chosen:chosen + 1]])
+    return new_weights, new_means, np.concatenate([covariances, covariances[chosen : chosen + 1]])
 
 
 def _epsilon_start(X, weights, means, covariances, covariance_type):
@@ -273,8 +280,11 @@ def nested_starts(lattice: MixtureLattice, n_components, covariance_type):
     starts, origins = [], []
     for source in contained:
         solution = lattice.fit(n_components, source)
-        starts.append(_convert(solution.weights, solution.means, solution.covariances, source,
-                               covariance_type, d))
+        starts.append(
+            _convert(
+                solution.weights, solution.means, solution.covariances, source, covariance_type, d
+            )
+        )
         origins.append(f"nested:{source}")
     if n_components > 1:
         smaller = lattice.fit(n_components - 1, covariance_type)
@@ -301,9 +311,17 @@ def _distinct_best(fit: MixtureFit, scale, limit):
     for start in np.argsort(-objective, kind="stable"):
         if not np.isfinite(objective[start]) or len(chosen) == limit:
             break
-        if not any(same_solution(fit.weights[start], fit.means[start], fit.weights[other],
-                                 fit.means[other], scale, SAME_SOLUTION_TOLERANCE)
-                   for other in chosen):
+        if not any(
+            same_solution(
+                fit.weights[start],
+                fit.means[start],
+                fit.weights[other],
+                fit.means[other],
+                scale,
+                SAME_SOLUTION_TOLERANCE,
+            )
+            for other in chosen
+        ):
             chosen.append(int(start))
     return np.array(chosen, dtype=int)
 
@@ -316,9 +334,16 @@ def _polish(X, fit, settings, prior, prepared):
     if chosen.size == 0:
         return None
     polish = polish_em(
-        X, fit.weights[chosen], fit.means[chosen], fit.covariances[chosen], fit.covariance_type,
-        tol=settings.polish_tol, max_iter=10 * settings.max_iter, reg_covar=settings.reg_covar,
-        prior=prior, prepared=prepared,
+        X,
+        fit.weights[chosen],
+        fit.means[chosen],
+        fit.covariances[chosen],
+        fit.covariance_type,
+        tol=settings.polish_tol,
+        max_iter=10 * settings.max_iter,
+        reg_covar=settings.reg_covar,
+        prior=prior,
+        prepared=prepared,
     )
     score = np.where(polish.failed, -np.inf, polish.objective)
     row = int(np.argmax(score))
@@ -337,9 +362,16 @@ def _stage_trace(trace_row):
 # ---------------------------------------------------------------------------------------------
 
 
-def fit_mixture(X, n_components, covariance_type, settings: MixtureSettings,
-                random_state=None, *, lattice: MixtureLattice | None = None,
-                initial: dict | None = None) -> MixtureFitResult:
+def fit_mixture(
+    X,
+    n_components,
+    covariance_type,
+    settings: MixtureSettings,
+    random_state=None,
+    *,
+    lattice: MixtureLattice | None = None,
+    initial: dict | None = None,
+) -> MixtureFitResult:
     """Fit a Gaussian mixture: starts, nested starts, batched EM, polishing, best start.
 
     Parameters
@@ -368,8 +400,11 @@ def fit_mixture(X, n_components, covariance_type, settings: MixtureSettings,
     X = np.asarray(X, dtype=float)
     if lattice is None and settings.nested_starts and initial is None:
         lattice = MixtureLattice(X, settings, random_state)
-    prepared = lattice.prepared(covariance_type) if lattice is not None else PreparedData(
-        X, covariance_type)
+    prepared = (
+        lattice.prepared(covariance_type)
+        if lattice is not None
+        else PreparedData(X, covariance_type)
+    )
     prior = settings.prior_for(X, n_components, covariance_type)
     initial = dict(initial or {})
     given = ("weights", "means", "covariances")
@@ -379,14 +414,24 @@ def fit_mixture(X, n_components, covariance_type, settings: MixtureSettings,
     else:
         rng = as_generator(random_state)
         weights, means, covariances = initial_parameters(
-            X, n_components, covariance_type, settings.n_init, settings.init_params, rng,
-            reg_covar=settings.reg_covar, prior=prior, prepared=prepared,
+            X,
+            n_components,
+            covariance_type,
+            settings.n_init,
+            settings.init_params,
+            rng,
+            reg_covar=settings.reg_covar,
+            prior=prior,
+            prepared=prepared,
         )
         weights = np.asarray(initial.get("weights", weights), dtype=float)
         means = np.asarray(initial.get("means", means), dtype=float)
         covariances = np.asarray(initial.get("covariances", covariances), dtype=float)
-        origin = (start_kinds(settings.init_params, settings.n_init) if not initial
-                  else ["user"] * settings.n_init)
+        origin = (
+            start_kinds(settings.init_params, settings.n_init)
+            if not initial
+            else ["user"] * settings.n_init
+        )
     if settings.nested_starts and not initial:
         extra = nested_starts(lattice, n_components, covariance_type)
         if extra is not None:
@@ -395,9 +440,17 @@ def fit_mixture(X, n_components, covariance_type, settings: MixtureSettings,
             covariances = np.concatenate([covariances, extra[2]])
             origin = list(origin) + extra[3]
     fit = fit_mixture_em(
-        X, weights, means, covariances, covariance_type, tol=settings.tol,
-        tol_type=settings.tol_type, max_iter=settings.max_iter, reg_covar=settings.reg_covar,
-        prior=prior, prepared=prepared,
+        X,
+        weights,
+        means,
+        covariances,
+        covariance_type,
+        tol=settings.tol,
+        tol_type=settings.tol_type,
+        max_iter=settings.max_iter,
+        reg_covar=settings.reg_covar,
+        prior=prior,
+        prepared=prepared,
     )
     best = fit.best_or_raise()
     chosen, row, polish, polished_rows = fit, best, None, np.zeros(0, dtype=int)
@@ -409,8 +462,7 @@ def fit_mixture(X, n_components, covariance_type, settings: MixtureSettings,
             polish, polished_rows, row = polished
             best = int(polished_rows[row])
             chosen = polish
-            trace = np.concatenate([_stage_trace(fit.trace[best]),
-                                    _stage_trace(polish.trace[row])])
+            trace = np.concatenate([_stage_trace(fit.trace[best]), _stage_trace(polish.trace[row])])
             converged = bool(fit.converged[best] or polish.converged[row])
             n_iter = int(fit.n_iter[best] + polish.n_iter[row])
     return MixtureFitResult(

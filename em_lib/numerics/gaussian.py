@@ -83,8 +83,9 @@ class CompleteDataEngine:
         otherwise recomputed block by block.
     """
 
-    def __init__(self, X, covariance_type, block_size=DEFAULT_BLOCK_SIZE,
-                 cache_bytes=DEFAULT_CACHE_BYTES):
+    def __init__(
+        self, X, covariance_type, block_size=DEFAULT_BLOCK_SIZE, cache_bytes=DEFAULT_CACHE_BYTES
+    ):
         self.X = X
         self.covariance_type = covariance_type
         self.layout = FeatureLayout(X.shape[1], covariance_type)
@@ -120,8 +121,16 @@ class CompleteDataEngine:
                     buffer = np.empty((stop - start, self.layout.n_columns))
                 yield start, stop, second_order_features(self.X[start:stop], self.layout, buffer)
 
-    def estep(self, log_weights, means, prec_chol, *, want_stats=True, want_log_prob=False,
-              want_samples=False):
+    def estep(
+        self,
+        log_weights,
+        means,
+        prec_chol,
+        *,
+        want_stats=True,
+        want_log_prob=False,
+        want_samples=False,
+    ):
         """One pass over the data.
 
         Returns a dict with ``loglik`` (I,) summed over samples, and on request ``stats``
@@ -139,7 +148,8 @@ class CompleteDataEngine:
             weighted_t = W_t @ phi.T  # (I*K, B)
             if want_log_prob:
                 log_prob[:, start:stop] = np.swapaxes(
-                    weighted_t.reshape(n_init, n_comp, stop - start), 1, 2)
+                    weighted_t.reshape(n_init, n_comp, stop - start), 1, 2
+                )
             log_norm, resp_t = normalise_log_probs(weighted_t, n_comp, want_stats)
             loglik += log_norm.sum(1)
             if want_samples:
@@ -217,8 +227,9 @@ class MissingDataEngine:
     covariance_type : str
     """
 
-    def __init__(self, X, covariance_type, block_size=DEFAULT_BLOCK_SIZE,
-                 cache_bytes=DEFAULT_CACHE_BYTES):
+    def __init__(
+        self, X, covariance_type, block_size=DEFAULT_BLOCK_SIZE, cache_bytes=DEFAULT_CACHE_BYTES
+    ):
         self.X = X
         self.covariance_type = covariance_type
         self.block_size = int(block_size)
@@ -248,8 +259,17 @@ class MissingDataEngine:
                 sub = self.X[np.ix_(rows[start:stop], obs)]
                 yield rows[start:stop], second_order_features(sub, layout)
 
-    def estep(self, log_weights, means, covariances, *, want_stats=True, want_log_prob=False,
-              want_samples=False, covariance_type=None):
+    def estep(
+        self,
+        log_weights,
+        means,
+        covariances,
+        *,
+        want_stats=True,
+        want_log_prob=False,
+        want_samples=False,
+        covariance_type=None,
+    ):
         """As :meth:`CompleteDataEngine.estep`, but takes covariances (not their factors)."""
         covariance_type = covariance_type or self.covariance_type
         n_init, n_comp, d = means.shape
@@ -273,7 +293,8 @@ class MissingDataEngine:
                     weighted_t.reshape(n_init, n_comp, -1)[~ok] = np.nan
                 if want_log_prob:
                     log_prob[:, block_rows] = np.swapaxes(
-                        weighted_t.reshape(n_init, n_comp, len(block_rows)), 1, 2)
+                        weighted_t.reshape(n_init, n_comp, len(block_rows)), 1, 2
+                    )
                 log_norm, resp_t = normalise_log_probs(weighted_t, n_comp, want_stats)
                 loglik += log_norm.sum(1)
                 if want_samples:
@@ -361,8 +382,13 @@ def conditional_means(x_obs, obs, miss, means, full):
     return means[..., None, miss] + np.swapaxes(cov_mo @ solved, -1, -2)
 
 
-def make_engine(X, covariance_type, block_size=DEFAULT_BLOCK_SIZE,
-                cache_bytes=DEFAULT_CACHE_BYTES, force_missing=False):
+def make_engine(
+    X,
+    covariance_type,
+    block_size=DEFAULT_BLOCK_SIZE,
+    cache_bytes=DEFAULT_CACHE_BYTES,
+    force_missing=False,
+):
     """The complete-data engine for data without NaN, the missing-data engine otherwise."""
     if force_missing or np.isnan(X).any():
         return MissingDataEngine(X, covariance_type, block_size, cache_bytes)
@@ -378,15 +404,22 @@ class PreparedData:
     (NaN ignored); ``engine`` works on ``X[keep] - center``.
     """
 
-    def __init__(self, X, covariance_type, block_size=DEFAULT_BLOCK_SIZE,
-                 cache_bytes=DEFAULT_CACHE_BYTES, force_missing=False):
+    def __init__(
+        self,
+        X,
+        covariance_type,
+        block_size=DEFAULT_BLOCK_SIZE,
+        cache_bytes=DEFAULT_CACHE_BYTES,
+        force_missing=False,
+    ):
         X = np.asarray(X, dtype=float)
         self.keep = ~np.isnan(X).all(axis=1)
         kept = X[self.keep]
         self.center = np.nanmean(kept, axis=0)
         self.covariance_type = covariance_type
-        self.engine = make_engine(kept - self.center, covariance_type, block_size, cache_bytes,
-                                  force_missing)
+        self.engine = make_engine(
+            kept - self.center, covariance_type, block_size, cache_bytes, force_missing
+        )
 
     @property
     def missing(self) -> bool:
@@ -423,8 +456,9 @@ def log_gaussian_density(X, means, covariances, covariance_type):
     engine = make_engine(X[keep], covariance_type)
     zeros = np.zeros((n_init, n_comp))
     prec_chol, _ = precision_cholesky(covariances, covariance_type)
-    result = run_estep(engine, zeros, means, covariances, prec_chol, want_stats=False,
-                       want_log_prob=True)
+    result = run_estep(
+        engine, zeros, means, covariances, prec_chol, want_stats=False, want_log_prob=True
+    )
     out[:, keep] = result["weighted_log_prob"]
     return out
 

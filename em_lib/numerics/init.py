@@ -48,8 +48,15 @@ from .covariance import check_covariance_type
 from .gaussian import CompleteDataEngine
 from .mixture_em import mstep
 
-INIT_METHODS = ("auto", "kmeans", "k-means++", "random", "random_from_data", "hierarchical",
-                "short-em")
+INIT_METHODS = (
+    "auto",
+    "kmeans",
+    "k-means++",
+    "random",
+    "random_from_data",
+    "hierarchical",
+    "short-em",
+)
 
 
 def check_init(method: str) -> str:
@@ -170,8 +177,9 @@ def _cluster_sums_numpy(X, labels, n_comp):
     flat = (labels + offsets).ravel()
     counts = np.bincount(flat, minlength=size).reshape(n_starts, n_comp)
     sums = np.stack(
-        [np.bincount(flat, weights=np.tile(column, n_starts), minlength=size)
-         for column in X.T], axis=-1).reshape(n_starts, n_comp, -1)
+        [np.bincount(flat, weights=np.tile(column, n_starts), minlength=size) for column in X.T],
+        axis=-1,
+    ).reshape(n_starts, n_comp, -1)
     return counts, sums
 
 
@@ -179,8 +187,11 @@ def cluster_sums(X, labels, n_comp):
     """Counts (I, K) and coordinate sums (I, K, d) of the partitions ``labels`` (I, n)."""
     kernels = _kernels()
     if kernels:
-        return kernels[1](np.ascontiguousarray(X, dtype=float),
-                          np.ascontiguousarray(labels, dtype=np.int64), int(n_comp))
+        return kernels[1](
+            np.ascontiguousarray(X, dtype=float),
+            np.ascontiguousarray(labels, dtype=np.int64),
+            int(n_comp),
+        )
     return _cluster_sums_numpy(X, labels, n_comp)
 
 
@@ -213,8 +224,14 @@ def kmeans_plusplus(X, n_components, n_init, rng, n_trials=None):
         if kernels:
             flat = cand_points.reshape(-1, d)
             np.matmul(X, flat.T, out=products)
-            kernels[2](products, sq_norms, np.einsum("cd,cd->c", flat, flat),
-                       np.ascontiguousarray(closest), merged, potential)
+            kernels[2](
+                products,
+                sq_norms,
+                np.einsum("cd,cd->c", flat, flat),
+                np.ascontiguousarray(closest),
+                merged,
+                potential,
+            )
             best = np.argmin(potential.reshape(n_init, n_trials), axis=1)
             closest = merged.reshape(n, n_init, n_trials)[:, starts, best].T
         else:
@@ -239,8 +256,8 @@ def assign(X, centers, block_size=4096, scratch=None):
     kernels = _kernels()
     if not kernels:
         for start in range(0, n, block_size):
-            block = X[start:start + block_size] @ scaled + offsets
-            labels[:, start:start + block_size] = block.reshape(-1, n_init, n_comp).argmin(2).T
+            block = X[start : start + block_size] @ scaled + offsets
+            labels[:, start : start + block_size] = block.reshape(-1, n_init, n_comp).argmin(2).T
         return labels
     # one buffer for all blocks (fresh multi-megabyte temporaries cost page faults); the
     # kernel adds the offsets and takes the argmin in one pass
@@ -249,8 +266,8 @@ def assign(X, centers, block_size=4096, scratch=None):
     if scratch is None or scratch.size < size:
         scratch = np.empty(size)
     for start in range(0, n, block_size):
-        rows = X[start:start + block_size]
-        block = scratch[:rows.shape[0] * width].reshape(rows.shape[0], width)
+        rows = X[start : start + block_size]
+        block = scratch[: rows.shape[0] * width].reshape(rows.shape[0], width)
         np.matmul(rows, scaled, out=block)
         kernels[0](block, offsets, n_comp, labels, start)
     return labels
@@ -335,10 +352,23 @@ def hierarchical_labels(X, n_components, rng, max_rows=1000):
     return assign(X, centers[None])[0]
 
 
-def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *, reg_covar=1e-6,
-                       prior=None, kmeans_iter=10, hierarchical_max_rows=1000,
-                       kmeans_max_rows=2000,
-                       short_em_runs=10, short_em_iter=5, prepared=None):
+def initial_parameters(
+    X,
+    n_components,
+    covariance_type,
+    n_init,
+    method,
+    rng,
+    *,
+    reg_covar=1e-6,
+    prior=None,
+    kmeans_iter=10,
+    hierarchical_max_rows=1000,
+    kmeans_max_rows=2000,
+    short_em_runs=10,
+    short_em_iter=5,
+    prepared=None,
+):
     """Starting weights, means and covariances for ``n_init`` starts.
 
     Parameters
@@ -355,8 +385,11 @@ def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *,
     """
     check_covariance_type(covariance_type)
     check_init(method)
-    if (prepared is not None and not prepared.missing
-            and prepared.covariance_type == covariance_type):
+    if (
+        prepared is not None
+        and not prepared.missing
+        and prepared.covariance_type == covariance_type
+    ):
         engine, center = prepared.engine, prepared.center
         Xc = engine.X
     else:
@@ -374,10 +407,27 @@ def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *,
 
         n_runs = n_init * short_em_runs
         X = Xc + center
-        w0, m0, c0 = initial_parameters(X, n_components, covariance_type, n_runs, "k-means++",
-                                        rng, reg_covar=reg_covar, prior=prior)
-        short = fit_mixture_em(X, w0, m0, c0, covariance_type, tol=0.0, max_iter=short_em_iter,
-                               reg_covar=reg_covar, prior=prior)
+        w0, m0, c0 = initial_parameters(
+            X,
+            n_components,
+            covariance_type,
+            n_runs,
+            "k-means++",
+            rng,
+            reg_covar=reg_covar,
+            prior=prior,
+        )
+        short = fit_mixture_em(
+            X,
+            w0,
+            m0,
+            c0,
+            covariance_type,
+            tol=0.0,
+            max_iter=short_em_iter,
+            reg_covar=reg_covar,
+            prior=prior,
+        )
         score = np.where(short.failed, -np.inf, short.objective).reshape(n_init, short_em_runs)
         chosen = np.arange(n_init) * short_em_runs + np.argmax(score, axis=1)
         return short.weights[chosen], short.means[chosen], short.covariances[chosen]
@@ -389,26 +439,28 @@ def initial_parameters(X, n_components, covariance_type, n_init, method, rng, *,
     else:
         # k-means style seeding runs on at most ``kmeans_max_rows`` rows (a random subsample
         # for large data); every row is then assigned to its nearest centre once.
-        fit_rows = Xc if n <= kmeans_max_rows else Xc[rng.choice(n, kmeans_max_rows,
-                                                                  replace=False)]
+        fit_rows = Xc if n <= kmeans_max_rows else Xc[rng.choice(n, kmeans_max_rows, replace=False)]
         labels = np.empty((n_init, n), dtype=int)
         if method == "auto":
             labels[0] = hierarchical_labels(Xc, n_components, rng, hierarchical_max_rows)
             n_hier = 1
             if n_init > 2:
-                labels[1] = hierarchical_labels(whiten(Xc), n_components, rng,
-                                                hierarchical_max_rows)
+                labels[1] = hierarchical_labels(
+                    whiten(Xc), n_components, rng, hierarchical_max_rows
+                )
                 n_hier = 2
             n_random = (n_init - n_hier) // 3
             n_kmeans = n_init - n_hier - n_random
             if n_kmeans:
                 seeds = kmeans_plusplus(fit_rows, n_components, n_kmeans, rng)
-                labels[n_hier:n_hier + n_kmeans] = assign(
-                    Xc, lloyd_centers(fit_rows, seeds, kmeans_iter))
+                labels[n_hier : n_hier + n_kmeans] = assign(
+                    Xc, lloyd_centers(fit_rows, seeds, kmeans_iter)
+                )
             if n_random:
-                picks = np.stack([rng.choice(n, n_components, replace=False)
-                                  for _ in range(n_random)])
-                labels[n_hier + n_kmeans:] = assign(Xc, Xc[picks])
+                picks = np.stack(
+                    [rng.choice(n, n_components, replace=False) for _ in range(n_random)]
+                )
+                labels[n_hier + n_kmeans :] = assign(Xc, Xc[picks])
         elif method == "hierarchical":
             labels[:] = hierarchical_labels(Xc, n_components, rng, hierarchical_max_rows)
         elif method == "kmeans":

@@ -138,8 +138,9 @@ def fit_mixture_em(
     n_init = weights.shape[0]
     prec_chol, ok = precision_cholesky(covariances, covariance_type)
 
-    monitor = EMMonitor(n_init, max_iter, tol=tol, tol_type=tol_type, n_samples=n_samples,
-                        initial_ok=ok)
+    monitor = EMMonitor(
+        n_init, max_iter, tol=tol, tol_type=tol_type, n_samples=n_samples, initial_ok=ok
+    )
 
     def log_prior_of(index, mu, cov, pc):
         if prior_c is None:
@@ -150,10 +151,17 @@ def fit_mixture_em(
         index = monitor.active_index()
         if index.size == 0:
             break
-        result = run_estep(engine, np.log(weights[index]), means[index], covariances[index],
-                           prec_chol[index], want_stats=True)
-        total = result["loglik"] + log_prior_of(index, means[index], covariances[index],
-                                                prec_chol[index])
+        result = run_estep(
+            engine,
+            np.log(weights[index]),
+            means[index],
+            covariances[index],
+            prec_chol[index],
+            want_stats=True,
+        )
+        total = result["loglik"] + log_prior_of(
+            index, means[index], covariances[index], prec_chol[index]
+        )
         finite = monitor.observe(index, total)
         stats = tuple(part[finite] for part in result["stats"])
         idx = index[finite]
@@ -166,23 +174,35 @@ def fit_mixture_em(
         )
         new_ok &= finite_params
         new_ok &= ~collapsed_starts(new_pc, covariance_type, feature_variances)
-        monitor.advance(idx, new_ok, ((weights, new_w), (means, new_mu),
-                                      (covariances, new_cov), (prec_chol, new_pc)))
+        monitor.advance(
+            idx,
+            new_ok,
+            ((weights, new_w), (means, new_mu), (covariances, new_cov), (prec_chol, new_pc)),
+        )
 
     # final pass: the objective of the parameters actually returned
     valid = np.flatnonzero(ok)
     log_likelihood = np.full(n_init, -np.inf)
     log_prior = np.zeros(n_init)
     if valid.size:
-        final = run_estep(engine, np.log(weights[valid]), means[valid], covariances[valid],
-                          prec_chol[valid], want_stats=False)
+        final = run_estep(
+            engine,
+            np.log(weights[valid]),
+            means[valid],
+            covariances[valid],
+            prec_chol[valid],
+            want_stats=False,
+        )
         log_likelihood[valid] = final["loglik"]
-        log_prior[valid] = log_prior_of(valid, means[valid], covariances[valid],
-                                        prec_chol[valid])
+        log_prior[valid] = log_prior_of(valid, means[valid], covariances[valid], prec_chol[valid])
     log_likelihood[~ok] = -np.inf
     settings = {
-        "tol": tol, "tol_type": tol_type, "max_iter": max_iter, "reg_covar": reg_covar,
-        "prior": prior is not None, "missing_data": isinstance(engine, MissingDataEngine),
+        "tol": tol,
+        "tol_type": tol_type,
+        "max_iter": max_iter,
+        "reg_covar": reg_covar,
+        "prior": prior is not None,
+        "missing_data": isinstance(engine, MissingDataEngine),
         "n_empty_rows": int((~keep).sum()),
     }
     return MixtureFit(

@@ -56,8 +56,7 @@ class EMMonitor:
         Starts whose parameters are usable at all; the others fail at once.
     """
 
-    def __init__(self, n_init, max_iter, *, tol, tol_type="absolute", n_samples=1,
-                 initial_ok=None):
+    def __init__(self, n_init, max_iter, *, tol, tol_type="absolute", n_samples=1, initial_ok=None):
         self.tol = float(tol)
         self.tol_type = check_tol_type(tol_type)
         self.n_samples = max(int(n_samples), 1)

@@ -150,7 +150,9 @@ def log_prior_density(means, covariances, prec_chol, covariance_type, prior: Con
         log_ig = shape * np.log(rate) - gammaln(shape) - (shape + 1) * np.log(variances)
         log_ig = log_ig - rate / variances
         log_normal = (
-            -0.5 * LOG_2PI + 0.5 * np.log(kappa) - 0.5 * np.log(variances)
+            -0.5 * LOG_2PI
+            + 0.5 * np.log(kappa)
+            - 0.5 * np.log(variances)
             - 0.5 * kappa * offset**2 / variances
         )
         return (log_ig + log_normal).sum(axis=(-2, -1))
@@ -159,7 +161,9 @@ def log_prior_density(means, covariances, prec_chol, covariance_type, prior: Con
     log_ig = log_ig - rate / variances
     sq = np.einsum("ikd,ikd->ik", offset, offset)
     log_normal = (
-        -0.5 * d * LOG_2PI + 0.5 * d * np.log(kappa) - 0.5 * d * np.log(variances)
+        -0.5 * d * LOG_2PI
+        + 0.5 * d * np.log(kappa)
+        - 0.5 * d * np.log(variances)
         - 0.5 * kappa * sq / variances
     )
     return (log_ig + log_normal).sum(-1)

@@ -56,8 +56,8 @@ def _from_vector(vector, n_comp, d, covariance_type):
     with np.errstate(under="ignore", invalid="ignore"):
         weights = np.exp(log_w)
     weights /= weights.sum(axis=1, keepdims=True)
-    means = vector[:, n_comp:n_comp + n_comp * d].reshape(n_init, n_comp, d)
-    rest = vector[:, n_comp + n_comp * d:]
+    means = vector[:, n_comp : n_comp + n_comp * d].reshape(n_init, n_comp, d)
+    rest = vector[:, n_comp + n_comp * d :]
     if covariance_type in ("full", "tied"):
         rows, cols = np.tril_indices(d)
         shape = (n_init, n_comp) if covariance_type == "full" else (n_init,)
@@ -80,9 +80,20 @@ PRUNE_RATE = 0.999
 DUPLICATE_TOLERANCE = 1e-2  # data standard deviations
 
 
-def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max_iter=1000,
-              reg_covar=1e-6, prior: ConjugatePrior | None = None,
-              prepared: PreparedData | None = None, prune=True) -> MixtureFit:
+def polish_em(
+    X,
+    weights,
+    means,
+    covariances,
+    covariance_type,
+    *,
+    tol=1e-10,
+    max_iter=1000,
+    reg_covar=1e-6,
+    prior: ConjugatePrior | None = None,
+    prepared: PreparedData | None = None,
+    prune=True,
+) -> MixtureFit:
     """Continue EM from the given starts (init dimension first) with SQUAREM acceleration.
 
     ``max_iter`` bounds the number of EM-map evaluations (each one E-step and M-step). The
@@ -106,8 +117,7 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
     covariances = np.array(covariances, dtype=float)
     n_init, n_comp, d = means.shape
 
-    best = {"weights": weights.copy(), "means": means.copy(),
-            "covariances": covariances.copy()}
+    best = {"weights": weights.copy(), "means": means.copy(), "covariances": covariances.copy()}
     best_objective = np.full(n_init, -np.inf)
     best_loglik = np.full(n_init, -np.inf)
     best_log_prior = np.zeros(n_init)
@@ -131,15 +141,18 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
         sub = np.flatnonzero(ok)
         if sub.size:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                result = run_estep(engine, np.log(w[sub]), mu[sub], cov[sub], prec[sub],
-                                   want_stats=True)
+                result = run_estep(
+                    engine, np.log(w[sub]), mu[sub], cov[sub], prec[sub], want_stats=True
+                )
                 loglik[sub] = result["loglik"]
                 if prior_c is not None:
-                    log_prior[sub] = log_prior_density(mu[sub], cov[sub], prec[sub],
-                                                       covariance_type, prior_c)
+                    log_prior[sub] = log_prior_density(
+                        mu[sub], cov[sub], prec[sub], covariance_type, prior_c
+                    )
                 values = mstep(result["stats"], covariance_type, reg_covar, prior_c)
-            objective[sub] = np.where(np.isfinite(loglik[sub] + log_prior[sub]),
-                                      loglik[sub] + log_prior[sub], -np.inf)
+            objective[sub] = np.where(
+                np.isfinite(loglik[sub] + log_prior[sub]), loglik[sub] + log_prior[sub], -np.inf
+            )
             for target, value in zip(new, values, strict=True):
                 target[sub] = value
             new_prec, good = precision_cholesky(values[2], covariance_type)
@@ -175,11 +188,20 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
             # a start that has run into the leader's solution (below it) adds nothing either
             top = int(np.argmax(best_objective))
             for position, start in enumerate(active):
-                if (start != top and usable[position] and not done[position]
-                        and not hopeless[position]
-                        and same_solution(best["weights"][start], best["means"][start],
-                                          best["weights"][top], best["means"][top], scale,
-                                          DUPLICATE_TOLERANCE)):
+                if (
+                    start != top
+                    and usable[position]
+                    and not done[position]
+                    and not hopeless[position]
+                    and same_solution(
+                        best["weights"][start],
+                        best["means"][start],
+                        best["weights"][top],
+                        best["means"][top],
+                        scale,
+                        DUPLICATE_TOLERANCE,
+                    )
+                ):
                     hopeless[position] = True
             pruned[active[hopeless]] = True
             done |= hopeless
@@ -205,8 +227,9 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
         plain = tuple(part[go] for part in step2)
         obj_p, step_p, ok_p = evaluate(index, *proposed, record=False)
         accept = finite & ok_p & np.isfinite(obj_p) & (obj_p >= obj1[go])
-        following = tuple(np.where(_expand(accept, a), a, b) for a, b in zip(step_p, plain,
-                                                                             strict=True))
+        following = tuple(
+            np.where(_expand(accept, a), a, b) for a, b in zip(step_p, plain, strict=True)
+        )
         current = tuple(np.array(part, copy=True) for part in current)
         for target, value in zip(current, following, strict=True):
             target[index] = value
@@ -227,10 +250,16 @@ def polish_em(X, weights, means, covariances, covariance_type, *, tol=1e-10, max
         log_prior=best_log_prior,
         **monitor.results(),
         n_samples=n,
-        settings={"tol": tol, "tol_type": "relative", "max_iter": max_iter,
-                  "reg_covar": reg_covar, "prior": prior is not None,
-                  "missing_data": prepared.missing, "accelerated": "SQUAREM-S3",
-                  "pruned": pruned},
+        settings={
+            "tol": tol,
+            "tol_type": "relative",
+            "max_iter": max_iter,
+            "reg_covar": reg_covar,
+            "prior": prior is not None,
+            "missing_data": prepared.missing,
+            "accelerated": "SQUAREM-S3",
+            "pruned": pruned,
+        },
     )
 
 

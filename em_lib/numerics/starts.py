@@ -83,8 +83,16 @@ class EMRecord(PerStartResults):
     n_samples: int
     settings: dict = field(default_factory=dict)
 
-    RECORDED = ("log_likelihood", "log_prior", "trace", "n_iter", "converged", "failed",
-                "failure_reason", "max_decrease")
+    RECORDED = (
+        "log_likelihood",
+        "log_prior",
+        "trace",
+        "n_iter",
+        "converged",
+        "failed",
+        "failure_reason",
+        "max_decrease",
+    )
 
     @property
     def n_init(self) -> int:

@@ -93,12 +93,14 @@ def _check_names(config):
                 f"{', '.join(defined)}"
             )
     names = dataset_names(config)
-    for key, value in (("sensitivity.delta.dataset",
-                        config["sensitivity"]["delta"].get("dataset")),
-                       ("report.dataset", config["report"].get("dataset"))):
+    for key, value in (
+        ("sensitivity.delta.dataset", config["sensitivity"]["delta"].get("dataset")),
+        ("report.dataset", config["report"].get("dataset")),
+    ):
         if value is not None and value not in names:
-            raise ConfigError(f"{key}: unknown dataset {value!r}; the sweep runs: "
-                              f"{', '.join(names)}")
+            raise ConfigError(
+                f"{key}: unknown dataset {value!r}; the sweep runs: {', '.join(names)}"
+            )
 
 
 def _check_sweep(config):
@@ -115,11 +117,13 @@ def _check_sweep(config):
         raise ConfigError("sweep.mechanism / sweep.missing_rate: no (mechanism, rate) pair to run")
     report = config["report"]
     if report["method"] not in sweep["method"]:
-        raise ConfigError(f"report.method: {report['method']!r} is not in sweep.method "
-                          f"{list(sweep['method'])}")
+        raise ConfigError(
+            f"report.method: {report['method']!r} is not in sweep.method {list(sweep['method'])}"
+        )
     if report.get("model") is not None and report["model"] not in sweep["model"]:
-        raise ConfigError(f"report.model: {report['model']!r} is not in sweep.model "
-                          f"{list(sweep['model'])}")
+        raise ConfigError(
+            f"report.model: {report['model']!r} is not in sweep.model {list(sweep['model'])}"
+        )
 
 
 def _check_models(config, name, spec):
@@ -131,8 +135,10 @@ def _check_models(config, name, spec):
         )
     unknown = [m for m in requested if m != HMM_MODEL and m not in config["sweep"]["model"]]
     if unknown:
-        raise ConfigError(f"datasets.{name}.models: {unknown[0]!r} is not in sweep.model "
-                          f"{list(config['sweep']['model'])}")
+        raise ConfigError(
+            f"datasets.{name}.models: {unknown[0]!r} is not in sweep.model "
+            f"{list(config['sweep']['model'])}"
+        )
     if HMM_MODEL in requested and not config["hmm"]["enabled"]:
         raise ConfigError(f"datasets.{name}.models: 'hmm' needs hmm.enabled: true")
     if not dataset_models(config, name):
@@ -152,7 +158,10 @@ def _check_shape(config, name, spec):
     for mechanism, rate in mechanism_rate_pairs(config):
         try:  # the library's own rule on achievable rates, on a placeholder of that shape
             _data().make_missing(
-                np.zeros((n_rows, n_features)), mechanism, rate, random_state=0,
+                np.zeros((n_rows, n_features)),
+                mechanism,
+                rate,
+                random_state=0,
                 strength=config["missingness"]["strength"],
             )
         except ValueError as err:
@@ -174,10 +183,12 @@ def _check_delta(config):
             f"{target['missing_rate']}) is not a mask of the sweep; masks: {pairs}"
         )
     if target["replicate"] not in [int(r) for r in config["sweep"]["replicate"]]:
-        raise ConfigError(f"sensitivity.delta.replicate: {target['replicate']} is not in "
-                          f"sweep.replicate")
+        raise ConfigError(
+            f"sensitivity.delta.replicate: {target['replicate']} is not in sweep.replicate"
+        )
     if settings["conclusion"] == "weight_above" and settings["component"] >= min(
-            target["n_components"]):
+        target["n_components"]
+    ):
         raise ConfigError(
             f"sensitivity.delta.component: {settings['component']} does not exist at "
             f"K = {min(target['n_components'])}"
@@ -185,15 +196,19 @@ def _check_delta(config):
     fitted = dataset_models(config, target["dataset"])
     mixtures = [m for m in fitted if m != HMM_MODEL]
     if mixtures and target["model"] not in mixtures:
-        raise ConfigError(f"sensitivity.delta.model: {target['model']!r} is not fitted to "
-                          f"dataset {target['dataset']!r} (models: {fitted})")
+        raise ConfigError(
+            f"sensitivity.delta.model: {target['model']!r} is not fitted to "
+            f"dataset {target['dataset']!r} (models: {fitted})"
+        )
     spec = config["datasets"][target["dataset"]]
     if target["variables"] is not None and spec["kind"] != "image":
         _, n_features = usable_shape(target["dataset"], spec)
         bad = [v for v in target["variables"] if n_features is not None and v >= n_features]
         if bad:
-            raise ConfigError(f"sensitivity.delta.variables: column {bad[0]} does not exist in "
-                              f"dataset {target['dataset']!r} ({n_features} columns)")
+            raise ConfigError(
+                f"sensitivity.delta.variables: column {bad[0]} does not exist in "
+                f"dataset {target['dataset']!r} ({n_features} columns)"
+            )
 
 
 def check_config(config) -> None:

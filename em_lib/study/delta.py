@@ -61,8 +61,12 @@ def reference_model(ds, target, criterion="bic"):
     k = int(grid[int(np.nanargmin(scores.values))])
     at_k = chosen.sel(n_components=k)
     columns = ds["has_feature"].sel(dataset=target["dataset"]).values
-    return (k, at_k["weights"].values[:k], at_k["means"].values[:k][:, columns],
-            at_k["covariances"].values[:k][:, columns][:, :, columns])
+    return (
+        k,
+        at_k["weights"].values[:k],
+        at_k["means"].values[:k][:, columns],
+        at_k["covariances"].values[:k][:, columns][:, :, columns],
+    )
 
 
 def _fit(X, n_components, covariance_type, settings, seed):
@@ -121,8 +125,9 @@ def delta_adjustment(
     scale = np.nanstd(X_missing, axis=0)
     rng = as_generator(random_state)
     if n_draws:
-        completions = impute_mixture(X_missing, ref_weights, ref_means, ref_full, "full",
-                                     n_draws=n_draws, rng=rng)
+        completions = impute_mixture(
+            X_missing, ref_weights, ref_means, ref_full, "full", n_draws=n_draws, rng=rng
+        )
     else:
         completions = impute_mixture(X_missing, ref_weights, ref_means, ref_full, "full")[None]
 
@@ -135,8 +140,11 @@ def delta_adjustment(
                 shifted[missing[:, j], j] += delta * scale[j]
             refits = {k: _fit(shifted, k, covariance_type, settings, random_state) for k in grid}
             per_draw_k.append(min(grid, key=lambda k: _bic(shifted, refits[k])))
-            at_ref = refits[ref_k] if ref_k in refits else _fit(shifted, ref_k, covariance_type,
-                                                                settings, random_state)
+            at_ref = (
+                refits[ref_k]
+                if ref_k in refits
+                else _fit(shifted, ref_k, covariance_type, settings, random_state)
+            )
             order = match_components(ref_means, at_ref.means)
             per_draw_weights.append(at_ref.weights[order])
             per_draw_means.append(at_ref.means[order])
@@ -158,21 +166,30 @@ def delta_adjustment(
         described = f"BIC selects K = {at_zero}"
     else:
         described = f"weight of component {component} > {threshold:g}: {bool(at_zero)}"
-    tipping = pd.DataFrame({
-        "side": list(points),
-        "tipping_delta": list(points.values()),
-        "conclusion_at_0": [described] * 2,
-        "reference_k": [ref_k] * 2,
-        "variables": [",".join(map(str, variables))] * 2,
-        "n_draws": [n_draws] * 2,
-        "n_missing": [int(missing[:, variables].sum())] * 2,
-    })
+    tipping = pd.DataFrame(
+        {
+            "side": list(points),
+            "tipping_delta": list(points.values()),
+            "conclusion_at_0": [described] * 2,
+            "reference_k": [ref_k] * 2,
+            "variables": [",".join(map(str, variables))] * 2,
+            "n_draws": [n_draws] * 2,
+            "n_missing": [int(missing[:, variables].sum())] * 2,
+        }
+    )
     return table, tipping
 
 
 TABLE_COLUMNS = ("delta", "component", "weight", "selected_k", "conclusion")
-TIPPING_COLUMNS = ("side", "tipping_delta", "conclusion_at_0", "reference_k", "variables",
-                   "n_draws", "n_missing")
+TIPPING_COLUMNS = (
+    "side",
+    "tipping_delta",
+    "conclusion_at_0",
+    "reference_k",
+    "variables",
+    "n_draws",
+    "n_missing",
+)
 
 
 def empty_tables(reason: str) -> tuple[pd.DataFrame, pd.DataFrame]:

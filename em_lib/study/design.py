@@ -37,8 +37,12 @@ class MaskJob:
     @classmethod
     def from_wildcards(cls, wildcards) -> MaskJob:
         get = wildcards.__getitem__
-        return cls(str(get("dataset")), str(get("mechanism")), float(get("missing_rate")),
-                   int(get("replicate")))
+        return cls(
+            str(get("dataset")),
+            str(get("mechanism")),
+            float(get("missing_rate")),
+            int(get("replicate")),
+        )
 
     @property
     def wildcards(self) -> dict[str, str]:
@@ -141,8 +145,9 @@ def delta_target(config) -> dict:
     ``"none"`` at its largest rate (the data as given when the sweep has no other)."""
     settings = dict(config.get("sensitivity", {}).get("delta", {}))
     datasets = config["datasets"]
-    names = [n for n in dataset_names(config)
-             if any(m != HMM_MODEL for m in dataset_models(config, n))] or dataset_names(config)
+    names = [
+        n for n in dataset_names(config) if any(m != HMM_MODEL for m in dataset_models(config, n))
+    ] or dataset_names(config)
     simulated = [n for n in names if datasets[n]["kind"] == "gaussian_mixture"]
     pairs = mechanism_rate_pairs(config)
     mechanisms = [m for m, _ in pairs if m != "none"] or [m for m, _ in pairs]
@@ -160,6 +165,6 @@ def delta_target(config) -> dict:
         ),
         "n_components": [int(k) for k in settings.get("n_components") or sweep["n_components"]],
         "variables": settings.get("variables"),
-        "model": settings.get("model") or ("full" if "full" in sweep["model"]
-                                           else sweep["model"][0]),
+        "model": settings.get("model")
+        or ("full" if "full" in sweep["model"] else sweep["model"][0]),
     }

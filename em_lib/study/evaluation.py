@@ -48,15 +48,17 @@ def hmm_posteriors(X_obs, lengths, startprob, transmat, means, covariances, cova
     from em_lib.numerics import hmm
 
     log_b = hmm.emission_log_prob(X_obs, means, covariances, covariance_type)
-    result = hmm.forward_backward(log_b, startprob, transmat,
-                                  lengths if lengths is not None else [X_obs.shape[0]])
+    result = hmm.forward_backward(
+        log_b, startprob, transmat, lengths if lengths is not None else [X_obs.shape[0]]
+    )
     with np.errstate(divide="ignore"):
         log_post = np.log(result.posteriors)
     return result.log_likelihood.sum(-1), log_post
 
 
-def evaluate(X_obs, mask, X_true, truth, params, covariance_type, *, lengths=None,
-             is_hmm=False) -> dict[str, np.ndarray]:
+def evaluate(
+    X_obs, mask, X_true, truth, params, covariance_type, *, lengths=None, is_hmm=False
+) -> dict[str, np.ndarray]:
     """Measures of every parameter set in ``params`` (init dimension first), each (I,).
 
     ``params``: ``weights`` (mixture) or ``startprob`` / ``transmat`` (HMM), ``means``,
@@ -67,22 +69,35 @@ def evaluate(X_obs, mask, X_true, truth, params, covariance_type, *, lengths=Non
     means = params["means"]
     n_init, n_comp, d = means.shape
     if is_hmm:
-        log_lik, log_post = hmm_posteriors(X_obs, lengths, params["startprob"],
-                                           params["transmat"], means, params["covariances"],
-                                           covariance_type)
+        log_lik, log_post = hmm_posteriors(
+            X_obs,
+            lengths,
+            params["startprob"],
+            params["transmat"],
+            means,
+            params["covariances"],
+            covariance_type,
+        )
         n_params = hmm_n_parameters(n_comp, d, covariance_type)
     else:
-        log_lik, log_post = mixture_posteriors(X_obs, params["weights"], means,
-                                               params["covariances"], covariance_type)
+        log_lik, log_post = mixture_posteriors(
+            X_obs, params["weights"], means, params["covariances"], covariance_type
+        )
         n_params = n_parameters(n_comp, d, covariance_type)
     used = ~np.isnan(X_obs).all(axis=1)
     out = {"log_likelihood": log_lik}
-    out.update(information_criteria(log_lik, n_params, int(used.sum()),
-                                     classification_entropy(log_post[:, used])))
+    out.update(
+        information_criteria(
+            log_lik, n_params, int(used.sum()), classification_entropy(log_post[:, used])
+        )
+    )
     nan = np.full(n_init, np.nan)
     labels = log_post.argmax(-1)
-    out["ari"] = (np.array([adjusted_rand_index(truth["labels"], row) for row in labels])
-                  if "labels" in truth else nan.copy())
+    out["ari"] = (
+        np.array([adjusted_rand_index(truth["labels"], row) for row in labels])
+        if "labels" in truth
+        else nan.copy()
+    )
     for key in RECOVERY:
         out[key] = nan.copy()
     full = any_to_full(params["covariances"], covariance_type, n_comp, d)
@@ -90,8 +105,14 @@ def evaluate(X_obs, mask, X_true, truth, params, covariance_type, *, lengths=Non
         posteriors = np.exp(log_post)
         weights = params["weights"] if "weights" in params else posteriors[:, used].mean(1)
         for i in range(n_init):
-            errors = parameter_errors(truth["true_weights"], truth["true_means"],
-                                      truth["true_covariances"], weights[i], means[i], full[i])
+            errors = parameter_errors(
+                truth["true_weights"],
+                truth["true_means"],
+                truth["true_covariances"],
+                weights[i],
+                means[i],
+                full[i],
+            )
             for key in RECOVERY[:3]:
                 out[key][i] = errors[key]
             if is_hmm and "true_transmat" in truth and n_comp == truth["true_transmat"].shape[0]:

@@ -59,8 +59,9 @@ def _full_image(values, pixel_index, shape):
     return flat.reshape(shape)
 
 
-def image_analysis(ds, data, mask, *, dataset, mechanism, missing_rate, replicate,
-                   criterion="bic") -> dict:
+def image_analysis(
+    ds, data, mask, *, dataset, mechanism, missing_rate, replicate, criterion="bic"
+) -> dict:
     """Everything the image figure shows, from the aggregate ``ds`` and the data set's arrays.
 
     Returns a dict with ``image``, ``label_map`` (H, W), ``damaged``, ``restored`` (H, W, C),
@@ -71,15 +72,37 @@ def image_analysis(ds, data, mask, *, dataset, mechanism, missing_rate, replicat
 
     image, X, pixel_index = data["image"], data["X"], data["pixel_index"]
     truth = data.get("labels")
-    models = [m for m in ds["model"].values.tolist() if m != "hmm"
-              and bool(ds["in_design"].sel(dataset=dataset, model=m).any())]
+    models = [
+        m
+        for m in ds["model"].values.tolist()
+        if m != "hmm" and bool(ds["in_design"].sel(dataset=dataset, model=m).any())
+    ]
     model = "full" if "full" in models else models[0]
-    rates = sorted(float(r) for r in ds["missing_rate"].values
-                   if bool(ds["in_design"].sel({"dataset": dataset, "model": model,
-                                                "mechanism": mechanism, "missing_rate": r,
-                                                "method": "em"}).any()))
-    reference = {"dataset": dataset, "model": model, "mechanism": mechanism,
-                 "missing_rate": rates[0], "replicate": replicate, "method": "em"}
+    rates = sorted(
+        float(r)
+        for r in ds["missing_rate"].values
+        if bool(
+            ds["in_design"]
+            .sel(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "mechanism": mechanism,
+                    "missing_rate": r,
+                    "method": "em",
+                }
+            )
+            .any()
+        )
+    )
+    reference = {
+        "dataset": dataset,
+        "model": model,
+        "mechanism": mechanism,
+        "missing_rate": rates[0],
+        "replicate": replicate,
+        "method": "em",
+    }
     if "none" in ds["mechanism"].values.tolist():
         reference.update(mechanism="none", missing_rate=0.0)
     scores = ds[f"fit_{criterion}"].sel(reference)
@@ -96,10 +119,16 @@ def image_analysis(ds, data, mask, *, dataset, mechanism, missing_rate, replicat
     methods = [m for m in ds["method"].values.tolist()]
     for rate in [0.0] + [r for r in rates if r > 0]:
         for method in methods:
-            cell = {"dataset": dataset, "model": model, "replicate": replicate,
-                    "method": method, "n_components": n_components}
+            cell = {
+                "dataset": dataset,
+                "model": model,
+                "replicate": replicate,
+                "method": method,
+                "n_components": n_components,
+            }
             cell.update(mechanism="none", missing_rate=0.0) if rate == 0.0 else cell.update(
-                mechanism=mechanism, missing_rate=rate)
+                mechanism=mechanism, missing_rate=rate
+            )
             if cell["mechanism"] not in ds["mechanism"].values.tolist():
                 continue
             fitted = stored_model(ds, **cell)
@@ -108,28 +137,43 @@ def image_analysis(ds, data, mask, *, dataset, mechanism, missing_rate, replicat
     curve = pd.DataFrame(rows, columns=["rate", "method", "ari"])
 
     X_obs = np.where(mask, np.nan, X)
-    damaged_model = stored_model(ds, dataset=dataset, model=model, mechanism=mechanism,
-                                 missing_rate=missing_rate, replicate=replicate, method="em",
-                                 n_components=n_components)
+    damaged_model = stored_model(
+        ds,
+        dataset=dataset,
+        model=model,
+        mechanism=mechanism,
+        missing_rate=missing_rate,
+        replicate=replicate,
+        method="em",
+        n_components=n_components,
+    )
     colour_mask = mask[:, :n_channels]
     colours = image.reshape(-1, n_channels)[pixel_index]
     damaged_colours = np.where(colour_mask, np.nan, colours)
     restored_colours = damaged_colours
     if damaged_model is not None and colour_mask.any():
         colour_features = pixel_features(image)  # the standardisation of the colour columns
-        imputed = (colour_features.center
-                   + colour_features.scale * _impute(X_obs, damaged_model)[:, :n_channels])
+        imputed = (
+            colour_features.center
+            + colour_features.scale * _impute(X_obs, damaged_model)[:, :n_channels]
+        )
         restored_colours = np.where(colour_mask, np.clip(imputed, 0, 1), damaged_colours)
     mean_colours = np.where(colour_mask, np.nanmean(damaged_colours, axis=0), damaged_colours)
     full_mask = _full_image(colour_mask, pixel_index, image.shape) == 1
     restored = _full_image(restored_colours, pixel_index, image.shape)
     rmse_em = restoration_error(image, restored, full_mask) if full_mask.any() else np.nan
-    rmse_mean = (restoration_error(image, _full_image(mean_colours, pixel_index, image.shape),
-                                   full_mask) if full_mask.any() else np.nan)
+    rmse_mean = (
+        restoration_error(image, _full_image(mean_colours, pixel_index, image.shape), full_mask)
+        if full_mask.any()
+        else np.nan
+    )
     against = "the true regions" if truth is not None else "the undamaged segmentation"
     ari_at = {(r.method, r.rate): r.ari for r in curve.itertuples()}
-    others = ", ".join(f"{ari_at.get((m, missing_rate), np.nan):.2f} {METHOD_NAMES.get(m, m)}"
-                       for m in methods if m != "em")
+    others = ", ".join(
+        f"{ari_at.get((m, missing_rate), np.nan):.2f} {METHOD_NAMES.get(m, m)}"
+        for m in methods
+        if m != "em"
+    )
     caption = (
         f"{dataset}: {criterion.upper()} selects K = {n_components} ({model}, exact EM, "
         f"{reference['mechanism']} {_percent(reference['missing_rate'])}). ARI against "
@@ -141,12 +185,17 @@ def image_analysis(ds, data, mask, *, dataset, mechanism, missing_rate, replicat
         "imputation (colour units in [0, 1])."
     )
     return {
-        "image": image, "label_map": label_map,
+        "image": image,
+        "label_map": label_map,
         "damaged": _full_image(damaged_colours, pixel_index, image.shape),
-        "restored": restored, "curve": curve, "n_components": n_components, "model": model,
-        "has_truth": truth is not None, "restoration_rmse": {"em": rmse_em,
-                                                               "mean_impute": rmse_mean},
+        "restored": restored,
+        "curve": curve,
+        "n_components": n_components,
+        "model": model,
+        "has_truth": truth is not None,
+        "restoration_rmse": {"em": rmse_em, "mean_impute": rmse_mean},
         "caption": caption,
-        "agreement_title": ("Segmentation accuracy" if truth is not None
-                            else "Agreement with the undamaged fit"),
+        "agreement_title": (
+            "Segmentation accuracy" if truth is not None else "Agreement with the undamaged fit"
+        ),
     }

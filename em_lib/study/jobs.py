@@ -46,23 +46,31 @@ def _data():
 
 def _simulated(name, spec, root_seed):
     rng = np.random.default_rng(seed_sequence(root_seed, "data", dataset=name, seed=spec["seed"]))
-    common = {"separation": spec["separation"], "covariance_type": spec["covariance_type"],
-              "random_state": rng}
+    common = {
+        "separation": spec["separation"],
+        "covariance_type": spec["covariance_type"],
+        "random_state": rng,
+    }
     if spec["kind"] == "gaussian_mixture":
         sim = _data().make_gaussian_mixture(
-            spec["n_samples"], spec["n_features"], spec["n_components"],
-            weights=spec.get("weights"), **common,
+            spec["n_samples"],
+            spec["n_features"],
+            spec["n_components"],
+            weights=spec.get("weights"),
+            **common,
         )
         labels, extra = sim.labels, {"true_weights": sim.weights}
     else:
         sim = _data().make_hmm_sequences(
-            [spec["sequence_length"]] * spec["n_sequences"], spec["n_features"],
-            spec["n_components"], self_transition=spec["self_transition"], **common,
+            [spec["sequence_length"]] * spec["n_sequences"],
+            spec["n_features"],
+            spec["n_components"],
+            self_transition=spec["self_transition"],
+            **common,
         )
         labels = sim.states
         occupancy = np.bincount(labels, minlength=spec["n_components"]) / labels.size
-        extra = {"true_weights": occupancy, "true_transmat": sim.transmat,
-                 "lengths": sim.lengths}
+        extra = {"true_weights": occupancy, "true_transmat": sim.transmat, "lengths": sim.lengths}
     d = sim.X.shape[1]
     return {
         "X": sim.X,
@@ -84,10 +92,15 @@ def _image(name, spec, root_seed):
     try:
         if spec["source"] == "synthetic":
             rng = np.random.default_rng(
-                seed_sequence(root_seed, "data", dataset=name, seed=spec["seed"]))
+                seed_sequence(root_seed, "data", dataset=name, seed=spec["seed"])
+            )
             image, labels = _data().make_synthetic_image(
-                spec["height"], spec["width"], n_regions=spec["n_regions"], noise=spec["noise"],
-                illumination_gradient=spec["illumination_gradient"], random_state=rng,
+                spec["height"],
+                spec["width"],
+                n_regions=spec["n_regions"],
+                noise=spec["noise"],
+                illumination_gradient=spec["illumination_gradient"],
+                random_state=rng,
             )
         else:
             image = _data().read_image(Path(spec["source"]), max_pixels=spec["max_pixels"])
@@ -119,8 +132,9 @@ def prepare_dataset(name: str, spec, root_seed: int) -> dict[str, np.ndarray]:
         return _simulated(name, spec, root_seed)
     if kind == "image":
         return _image(name, spec, root_seed)
-    table = _data().load_dataset(spec["name"]) if kind == "bundled" else load_table_dataset(
-        name, spec)
+    table = (
+        _data().load_dataset(spec["name"]) if kind == "bundled" else load_table_dataset(name, spec)
+    )
     used = ~np.isnan(table.X).all(axis=1)
     arrays = {"X": table.X[used], "feature_names": np.array(table.feature_names)}
     if table.labels is not None:
@@ -134,11 +148,15 @@ def make_mask(X, job: MaskJob, *, root_seed: int, strength: float) -> dict[str, 
     masked / all entries)."""
     X = np.asarray(X, dtype=float)
     stream = seed_sequence(root_seed, "mask", **job.labels)
-    result = _data().make_missing(X, job.mechanism, float(job.missing_rate),
-                                  random_state=stream, strength=strength)
+    result = _data().make_missing(
+        X, job.mechanism, float(job.missing_rate), random_state=stream, strength=strength
+    )
     total = (np.isnan(X) | result.mask).mean() if X.size else 0.0
-    return {"mask": result.mask, "realised_rate": np.float64(result.realised_rate),
-            "total_missing_rate": np.float64(total)}
+    return {
+        "mask": result.mask,
+        "realised_rate": np.float64(result.realised_rate),
+        "total_missing_rate": np.float64(total),
+    }
 
 
 def save_arrays(path, arrays: dict) -> None:
@@ -272,12 +290,21 @@ def _fill_hmm(out, result, kind):
 
 def _evaluate_cell(out, params, random, result_params, context, covariance_type, is_hmm):
     """Measures of the random starts and of the fitted model, in one batched evaluation."""
-    stacked = {key: np.concatenate([value[random], result_params[key][None]])
-               for key, value in params.items()}
+    stacked = {
+        key: np.concatenate([value[random], result_params[key][None]])
+        for key, value in params.items()
+    }
     ok = np.concatenate([~out["start_failed"][: random.size], [True]])
-    measured = evaluate(context["X_obs"], context["mask"], context["X_true"], context["truth"],
-                        {key: value[ok] for key, value in stacked.items()}, covariance_type,
-                        lengths=context["lengths"], is_hmm=is_hmm)
+    measured = evaluate(
+        context["X_obs"],
+        context["mask"],
+        context["X_true"],
+        context["truth"],
+        {key: value[ok] for key, value in stacked.items()},
+        covariance_type,
+        lengths=context["lengths"],
+        is_hmm=is_hmm,
+    )
     rows = np.flatnonzero(ok[:-1])
     for name, values in measured.items():
         out[f"start_{name}"][rows] = values[:-1]
@@ -292,8 +319,9 @@ def _fit_cell(model, n_components, method, lattice, train, context, settings, ra
     X_train, lengths_train = train
     out["n_rows_used"][()] = X_train.shape[0]
     if X_train.shape[0] <= n_components:
-        reason = (f"{method}: {X_train.shape[0]} rows to fit, not more than "
-                  f"n_components={n_components}")
+        reason = (
+            f"{method}: {X_train.shape[0]} rows to fit, not more than n_components={n_components}"
+        )
         out["start_failure_reason"][:] = reason
         out["fit_failure_reason"][()] = reason
         return out
@@ -303,19 +331,34 @@ def _fit_cell(model, n_components, method, lattice, train, context, settings, ra
             from em_lib.numerics.hmm import fit_hmm
 
             covariance_type = settings["hmm_covariance_type"]
-            result = fit_hmm(X_train, lengths_train, n_components, covariance_type,
-                             settings["hmm"], random_state)
-            params = {"startprob": result.starts.startprob, "transmat": result.starts.transmat,
-                      "means": result.starts.means, "covariances": result.starts.covariances}
-            chosen = {"startprob": result.startprob, "transmat": result.transmat,
-                      "means": result.means, "covariances": result.covariances}
+            result = fit_hmm(
+                X_train, lengths_train, n_components, covariance_type, settings["hmm"], random_state
+            )
+            params = {
+                "startprob": result.starts.startprob,
+                "transmat": result.starts.transmat,
+                "means": result.starts.means,
+                "covariances": result.starts.covariances,
+            }
+            chosen = {
+                "startprob": result.startprob,
+                "transmat": result.transmat,
+                "means": result.means,
+                "covariances": result.covariances,
+            }
         else:
             covariance_type = model
             result = lattice.fit(n_components, model)
-            params = {"weights": result.starts.weights, "means": result.starts.means,
-                      "covariances": result.starts.covariances}
-            chosen = {"weights": result.weights, "means": result.means,
-                      "covariances": result.covariances}
+            params = {
+                "weights": result.starts.weights,
+                "means": result.starts.means,
+                "covariances": result.starts.covariances,
+            }
+            chosen = {
+                "weights": result.weights,
+                "means": result.means,
+                "covariances": result.covariances,
+            }
     except (ValueError, np.linalg.LinAlgError) as err:
         reason = f"{method}: {type(err).__name__}: {err}"
         out["start_failure_reason"][:] = reason
@@ -324,7 +367,11 @@ def _fit_cell(model, n_components, method, lattice, train, context, settings, ra
     out["fit_time"][()] = time.perf_counter() - tick
     out["fit_cpu_time"][()] = time.process_time() - cpu_tick
     is_hmm = model == HMM_MODEL
-    random = _fill_hmm(out, result, settings["hmm"].init) if is_hmm else _fill_mixture(out, result, n_init)
+    random = (
+        _fill_hmm(out, result, settings["hmm"].init)
+        if is_hmm
+        else _fill_mixture(out, result, n_init)
+    )
     out["fit_failed"][()] = False
     out["means"][:n_components] = chosen["means"]
     full = any_to_full(chosen["covariances"][None], covariance_type, n_components, d)[0]
@@ -365,7 +412,10 @@ def fit_job(data: dict, mask: np.ndarray, job: MaskJob, config) -> dict[str, np.
     X_obs = np.where(mask, np.nan, X_true)
     lengths = data.get("lengths")
     context = {
-        "X_obs": X_obs, "mask": mask, "X_true": X_true, "lengths": lengths,
+        "X_obs": X_obs,
+        "mask": mask,
+        "X_true": X_true,
+        "lengths": lengths,
         "truth": {key: data[key] for key in TRUTH_KEYS if key in data},
         "k_max": max(grid),
     }
@@ -378,12 +428,18 @@ def fit_job(data: dict, mask: np.ndarray, job: MaskJob, config) -> dict[str, np.
         for model in models:
             for n_components in grid:
                 cells[model, n_components, method] = _fit_cell(
-                    model, n_components, method, lattice, train, context, settings,
-                    random_state)
+                    model, n_components, method, lattice, train, context, settings, random_state
+                )
     out = {}
     for name in next(iter(cells.values())):
-        stacked = np.stack([cells[model, n_components, method][name] for model in models
-                            for n_components in grid for method in methods])
+        stacked = np.stack(
+            [
+                cells[model, n_components, method][name]
+                for model in models
+                for n_components in grid
+                for method in methods
+            ]
+        )
         shape = (len(models), len(grid), len(methods)) + stacked.shape[1:]
         out[name] = stacked.reshape(shape)
         if out[name].dtype == object:

@@ -171,8 +171,10 @@ def _init_panels(axes, init, starts, labels, hue, hue_order, x_order):
     """Gap to the best optimum per start, share of starts reaching it, starts needed."""
     colors = _colors(hue_order)
     # the highest probability of the starts-needed columns (starts_p95, starts_p99, ...)
-    needed = max((c for c in init.columns if c.startswith("starts_p")),
-                 key=lambda c: int(c[len("starts_p"):]))
+    needed = max(
+        (c for c in init.columns if c.startswith("starts_p")),
+        key=lambda c: int(c[len("starts_p") :]),
+    )
     keys = _cell(init)
     gaps = starts.merge(init[[*keys, "ll_best"]], on=keys)
     gaps["gap"] = gaps["ll_best"] - gaps["log_likelihood"]
@@ -208,7 +210,7 @@ def _init_panels(axes, init, starts, labels, hue, hue_order, x_order):
     axes[0].set_ylabel(f"best minus final log-likelihood ({units})")
     axes[1].set_ylabel("share of starts at the best optimum")
     axes[1].set_ylim(0, 1.05)
-    axes[2].set_ylabel(f"starts for a {needed[len('starts_p'):]}% chance of the best")
+    axes[2].set_ylabel(f"starts for a {needed[len('starts_p') :]}% chance of the best")
     axes[2].set_yscale("log")
     for ax in axes:
         ax.set_xticks(x_order)

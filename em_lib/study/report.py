@@ -116,8 +116,11 @@ def key_findings(
 ) -> list[str]:
     """Short sentences computed from the tables."""
     findings = []
-    chosen = (selection[(selection["criterion"] == criterion) & (selection["method"] == method)]
-              if not selection.empty else selection)
+    chosen = (
+        selection[(selection["criterion"] == criterion) & (selection["method"] == method)]
+        if not selection.empty
+        else selection
+    )
     for (dataset, model), group in chosen.groupby(["dataset", "model"], sort=False):
         true_k = truth.get(dataset)
         if true_k is None:
@@ -132,9 +135,12 @@ def key_findings(
             f"data set {dataset} in " + ", ".join(parts) + " replicates."
         )
     gmm_init = init[init["method"] == method] if not init.empty else init
-    needed = max((c for c in init.columns if c.startswith("starts_p")), default=None,
-                 key=lambda c: int(c[len("starts_p"):]))
-    percent = needed[len("starts_p"):] if needed else ""
+    needed = max(
+        (c for c in init.columns if c.startswith("starts_p")),
+        default=None,
+        key=lambda c: int(c[len("starts_p") :]),
+    )
+    percent = needed[len("starts_p") :] if needed else ""
     if not gmm_init.empty and needed and "share_best" in gmm_init:
         worst = gmm_init.sort_values("share_best").iloc[0]
         findings.append(
@@ -208,8 +214,11 @@ def procedure_text(fit: Mapping) -> str:
     from em_lib.numerics.fitting import MixtureSettings
 
     settings = MixtureSettings.from_config({**fit, "nested_starts": True})
-    prior = ("maximum likelihood (no prior)" if settings.prior is None
-             else "MAP estimation with mclust's default conjugate prior")
+    prior = (
+        "maximum likelihood (no prior)"
+        if settings.prior is None
+        else "MAP estimation with mclust's default conjugate prior"
+    )
     text = (
         f"Each Gaussian mixture was fitted by em_lib's fitting driver (what "
         f"GaussianMixture(nested_starts=True) runs) with {prior}: "
@@ -267,7 +276,8 @@ def methods_paragraph(config: Mapping, attrs: Mapping, sensitivity: Mapping | No
         f" Gaussian HMMs ({hmm.get('covariance_type')} emissions, {fit.get('n_init')} "
         f"{hmm.get('init')} starts, Baum-Welch to the same tolerance, best start kept) were "
         "fitted to the sequence data."
-        if hmm.get("enabled") else ""
+        if hmm.get("enabled")
+        else ""
     )
     versions = ", ".join(
         f"{package} {attrs[f'{package}_version']}"
@@ -298,11 +308,14 @@ def methods_paragraph(config: Mapping, attrs: Mapping, sensitivity: Mapping | No
     missing_text = (
         "The data sets' own missing values were kept: exact EM used every row with at least "
         "one observed value. "
-        + (f"Synthetic missing entries were imposed on top of them by the mechanisms "
-           f"{_list(synthetic)} at rates {rates} of all entries (logistic strength "
-           f"{config.get('missingness', {}).get('strength')})"
-           + (", next to the data as given" if "none" in sweep.get("mechanism", []) else "")
-           if synthetic else "No synthetic missingness was imposed")
+        + (
+            f"Synthetic missing entries were imposed on top of them by the mechanisms "
+            f"{_list(synthetic)} at rates {rates} of all entries (logistic strength "
+            f"{config.get('missingness', {}).get('strength')})"
+            + (", next to the data as given" if "none" in sweep.get("mechanism", []) else "")
+            if synthetic
+            else "No synthetic missingness was imposed"
+        )
         + f", with {len(sweep.get('replicate', []))} replicate(s); exact EM on the observed "
         f"data was compared with {_list([m for m in sweep.get('method', []) if m != 'em'])}."
     )
@@ -339,8 +352,7 @@ def figure_notes(tables: Mapping[str, pd.DataFrame], ds, settings: Mapping) -> d
         notes["hmm"] = "no HMM runs in this experiment"
     if tables["delta_adjustment"].empty:
         tipping = tables["delta_tipping"]
-        reason = (str(tipping["note"].iloc[0]) if "note" in tipping and len(tipping)
-                  else "not run")
+        reason = str(tipping["note"].iloc[0]) if "note" in tipping and len(tipping) else "not run"
         notes["delta"] = f"delta adjustment not run: {reason}"
     return notes
 
@@ -450,12 +462,14 @@ def html_report(
     if models:
         parts.append('<h2 id="models">Selected models</h2>')
     for name, frame, caption in models:
-        parts.append(f"<h3>{esc(name)}</h3><p class=\"meta\">{esc(caption)}</p>"
-                     f"{_table_html(frame)}")
+        parts.append(f'<h3>{esc(name)}</h3><p class="meta">{esc(caption)}</p>{_table_html(frame)}')
     parts.append('<h2 id="figures">Figures</h2>')
     if notes:
-        parts.append('<p class="meta">Not shown:</p><ul class="notes">'
-                     + "".join(f"<li>{esc(note)}</li>" for note in notes) + "</ul>")
+        parts.append(
+            '<p class="meta">Not shown:</p><ul class="notes">'
+            + "".join(f"<li>{esc(note)}</li>" for note in notes)
+            + "</ul>"
+        )
     for number, (name, path, caption) in enumerate(figures, start=1):
         parts.append(
             f'<figure id="figure-{number}">{_image(path)}<figcaption><b>Figure {number}. '
@@ -498,10 +512,13 @@ def glance_items(ds, config: Mapping) -> dict[str, str]:
         + " x "
         + ", ".join(_rate(r) for r in ds["missing_rate"].values),
         "own missing values": ", ".join(
-            f"{name} {_rate(rate)}" for name, rate in zip(
-                ds["dataset"].values, ds["own_missing_rate"].values, strict=True)),
-        "rows": ", ".join(f"{name} {int(n)}" for name, n in zip(
-            ds["dataset"].values, ds["n_rows"].values, strict=True)),
+            f"{name} {_rate(rate)}"
+            for name, rate in zip(ds["dataset"].values, ds["own_missing_rate"].values, strict=True)
+        ),
+        "rows": ", ".join(
+            f"{name} {int(n)}"
+            for name, n in zip(ds["dataset"].values, ds["n_rows"].values, strict=True)
+        ),
         "replicates": str(sizes.get("replicate")),
         "methods": ", ".join(map(str, ds["method"].values)),
         "random starts per cell": str(sizes.get("init")),
@@ -524,15 +541,22 @@ def selected_models(ds, criterion: str = "bic", method: str = "em") -> list:
     out = []
     mechanisms = ds["mechanism"].values.tolist()
     for dataset in ds["dataset"].values.tolist():
-        cells = ds.sel({"dataset": dataset, "method": method, "replicate":
-                        ds["replicate"].values[0]})
-        models = [m for m in ds["model"].values.tolist() if m != "hmm"
-                  and bool(cells["in_design"].sel(model=m).any())]
+        cells = ds.sel(
+            {"dataset": dataset, "method": method, "replicate": ds["replicate"].values[0]}
+        )
+        models = [
+            m
+            for m in ds["model"].values.tolist()
+            if m != "hmm" and bool(cells["in_design"].sel(model=m).any())
+        ]
         if not models:
             continue
         mechanism = "none" if "none" in mechanisms else mechanisms[0]
-        rates = [r for r in ds["missing_rate"].values.tolist()
-                 if bool(cells["in_design"].sel(mechanism=mechanism, missing_rate=r).any())]
+        rates = [
+            r
+            for r in ds["missing_rate"].values.tolist()
+            if bool(cells["in_design"].sel(mechanism=mechanism, missing_rate=r).any())
+        ]
         if not rates:
             continue
         chosen = cells.sel(mechanism=mechanism, missing_rate=min(rates), model=models)
@@ -547,13 +571,14 @@ def selected_models(ds, criterion: str = "bic", method: str = "em") -> list:
         frame = pd.DataFrame(best["means"].values[:k][:, columns], columns=names)
         frame.insert(0, "weight", best["weights"].values[:k])
         frame.insert(0, "component", range(k))
-        where = ("the data as given" if mechanism == "none"
-                 else f"{mechanism} {_rate(min(rates))}")
-        caption = (f"{criterion.upper()} selects {best['model'].item()} with K = {k} on "
-                   f"{where} (method {method}); log-likelihood "
-                   f"{float(best['fit_log_likelihood']):.2f}, {criterion.upper()} "
-                   f"{float(best[f'fit_{criterion}']):.2f}, "
-                   f"{'converged' if bool(best['fit_converged']) else 'NOT converged'}. "
-                   "Weights and component means (data units).")
+        where = "the data as given" if mechanism == "none" else f"{mechanism} {_rate(min(rates))}"
+        caption = (
+            f"{criterion.upper()} selects {best['model'].item()} with K = {k} on "
+            f"{where} (method {method}); log-likelihood "
+            f"{float(best['fit_log_likelihood']):.2f}, {criterion.upper()} "
+            f"{float(best[f'fit_{criterion}']):.2f}, "
+            f"{'converged' if bool(best['fit_converged']) else 'NOT converged'}. "
+            "Weights and component means (data units)."
+        )
         out.append((f"{dataset}", frame, caption))
     return out

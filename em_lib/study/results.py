@@ -78,117 +78,244 @@ class Variable:
 def _measures(prefix, dims, source_prefix, what):
     return {
         f"{prefix}log_likelihood": Variable(
-            dims, f"observed-data log-likelihood of {what} on the damaged data (same data "
-            "for every method)", "nat", source=f"{source_prefix}log_likelihood"),
+            dims,
+            f"observed-data log-likelihood of {what} on the damaged data (same data "
+            "for every method)",
+            "nat",
+            source=f"{source_prefix}log_likelihood",
+        ),
         f"{prefix}train_log_likelihood": Variable(
-            dims, f"objective of {what} on the data the method was fitted to", "nat",
-            source=f"{source_prefix}train_log_likelihood"),
+            dims,
+            f"objective of {what} on the data the method was fitted to",
+            "nat",
+            source=f"{source_prefix}train_log_likelihood",
+        ),
         f"{prefix}bic": Variable(
-            dims, f"BIC -2 log L + p log n of {what} on the damaged data (lower is better)",
-            "nat", source=f"{source_prefix}bic"),
+            dims,
+            f"BIC -2 log L + p log n of {what} on the damaged data (lower is better)",
+            "nat",
+            source=f"{source_prefix}bic",
+        ),
         f"{prefix}aic": Variable(
-            dims, f"AIC -2 log L + 2 p of {what} on the damaged data (lower is better)", "nat",
-            source=f"{source_prefix}aic"),
+            dims,
+            f"AIC -2 log L + 2 p of {what} on the damaged data (lower is better)",
+            "nat",
+            source=f"{source_prefix}aic",
+        ),
         f"{prefix}icl": Variable(
-            dims, f"ICL: BIC plus twice the entropy of the MAP classification, {what} (lower "
-            "is better)", "nat", source=f"{source_prefix}icl"),
+            dims,
+            f"ICL: BIC plus twice the entropy of the MAP classification, {what} (lower is better)",
+            "nat",
+            source=f"{source_prefix}icl",
+        ),
         f"{prefix}ari": Variable(
-            dims, f"adjusted Rand index of the MAP labels of {what} against the known labels",
-            "1", source=f"{source_prefix}ari"),
+            dims,
+            f"adjusted Rand index of the MAP labels of {what} against the known labels",
+            "1",
+            source=f"{source_prefix}ari",
+        ),
         f"{prefix}weights_abs_error": Variable(
-            dims, f"mean absolute error of the mixing weights (HMM: state occupancy) of {what} "
-            "after label matching", "1", source=f"{source_prefix}weights_abs_error"),
+            dims,
+            f"mean absolute error of the mixing weights (HMM: state occupancy) of {what} "
+            "after label matching",
+            "1",
+            source=f"{source_prefix}weights_abs_error",
+        ),
         f"{prefix}means_rmse": Variable(
-            dims, f"root mean squared error of the means of {what} after label matching",
-            "data unit", source=f"{source_prefix}means_rmse"),
+            dims,
+            f"root mean squared error of the means of {what} after label matching",
+            "data unit",
+            source=f"{source_prefix}means_rmse",
+        ),
         f"{prefix}covariances_rel_frobenius": Variable(
-            dims, f"mean relative Frobenius error of the covariances of {what} after label "
-            "matching", "1", source=f"{source_prefix}covariances_rel_frobenius"),
+            dims,
+            f"mean relative Frobenius error of the covariances of {what} after label matching",
+            "1",
+            source=f"{source_prefix}covariances_rel_frobenius",
+        ),
         f"{prefix}transmat_abs_error": Variable(
-            dims, f"mean absolute error of the transition matrix of {what} after label "
-            "matching (HMM, K = true K)", "1", source=f"{source_prefix}transmat_abs_error"),
+            dims,
+            f"mean absolute error of the transition matrix of {what} after label "
+            "matching (HMM, K = true K)",
+            "1",
+            source=f"{source_prefix}transmat_abs_error",
+        ),
         f"{prefix}imputation_rmse": Variable(
-            dims, f"root mean squared error of the posterior-mean imputation by {what} over "
-            "the synthetically masked entries", "data unit",
-            source=f"{source_prefix}imputation_rmse"),
-        f"{prefix}n_iter": Variable(dims, f"EM iterations of {what} (-1: not fitted)", "1",
-                                    "int64", -1, f"{source_prefix}n_iter"),
+            dims,
+            f"root mean squared error of the posterior-mean imputation by {what} over "
+            "the synthetically masked entries",
+            "data unit",
+            source=f"{source_prefix}imputation_rmse",
+        ),
+        f"{prefix}n_iter": Variable(
+            dims,
+            f"EM iterations of {what} (-1: not fitted)",
+            "1",
+            "int64",
+            -1,
+            f"{source_prefix}n_iter",
+        ),
         f"{prefix}converged": Variable(
-            dims, f"{what}: tolerance met (never true merely because max_iter was reached)",
-            "1", "bool", False, f"{source_prefix}converged"),
+            dims,
+            f"{what}: tolerance met (never true merely because max_iter was reached)",
+            "1",
+            "bool",
+            False,
+            f"{source_prefix}converged",
+        ),
         f"{prefix}failed": Variable(
-            dims, f"{what} failed (covariance collapse, non-finite likelihood, or the method "
-            "could not be fitted)", "1", "bool", False, f"{source_prefix}failed"),
+            dims,
+            f"{what} failed (covariance collapse, non-finite likelihood, or the method "
+            "could not be fitted)",
+            "1",
+            "bool",
+            False,
+            f"{source_prefix}failed",
+        ),
         f"{prefix}failure_reason": Variable(
-            dims, f"why {what} failed (empty if it did not)", "1", "str", "",
-            f"{source_prefix}failure_reason"),
+            dims,
+            f"why {what} failed (empty if it did not)",
+            "1",
+            "str",
+            "",
+            f"{source_prefix}failure_reason",
+        ),
     }
 
 
 VARIABLES: dict[str, Variable] = {
     **_measures("", START_DIMS, "start_", "the random start"),
     "max_decrease": Variable(
-        START_DIMS, "largest decrease of the per-sample objective between iterations (0 if "
-        "none)", "nat", source="start_max_decrease"),
+        START_DIMS,
+        "largest decrease of the per-sample objective between iterations (0 if none)",
+        "nat",
+        source="start_max_decrease",
+    ),
     "start_kind": Variable(
-        START_DIMS, "how the random start was made (hierarchical, hierarchical-whitened, "
-        "kmeans, random_from_data, ...; gmm or random for the HMM)", "1", "str", "",
-        "start_kind"),
+        START_DIMS,
+        "how the random start was made (hierarchical, hierarchical-whitened, "
+        "kmeans, random_from_data, ...; gmm or random for the HMM)",
+        "1",
+        "str",
+        "",
+        "start_kind",
+    ),
     "trace": Variable(
-        TRACE_DIMS, "objective (mean per-sample log-likelihood) of the parameters entering "
-        "each iteration; NaN after the start stopped", "nat", source="trace"),
+        TRACE_DIMS,
+        "objective (mean per-sample log-likelihood) of the parameters entering "
+        "each iteration; NaN after the start stopped",
+        "nat",
+        source="trace",
+    ),
     "nested_origin": Variable(
-        NESTED_DIMS, "contained model a nested start was built from (nested:<type>, "
-        "split:K=<k>, epsilon:K=<k>)", "1", "str", "", "nested_origin"),
+        NESTED_DIMS,
+        "contained model a nested start was built from (nested:<type>, split:K=<k>, epsilon:K=<k>)",
+        "1",
+        "str",
+        "",
+        "nested_origin",
+    ),
     "nested_log_likelihood": Variable(
-        NESTED_DIMS, "objective of a nested start at tol on the data the method was fitted "
-        "to", "nat", source="nested_log_likelihood"),
-    "nested_n_iter": Variable(NESTED_DIMS, "EM iterations of a nested start", "1", "int64", -1,
-                              "nested_n_iter"),
-    "nested_converged": Variable(NESTED_DIMS, "nested start met the tolerance", "1", "bool",
-                                 False, "nested_converged"),
-    **{key: value for key, value in _measures("fit_", CELL_DIMS, "fit_",
-                                              "the fitted model").items()},
-    "fit_origin": Variable(CELL_DIMS, "the start the fitted model came from (a random start "
-                           "kind or a nested origin)", "1", "str", "", "fit_origin"),
-    "fit_polished": Variable(CELL_DIMS, "the fitted model was polished (SQUAREM to polish_tol)",
-                             "1", "bool", False, "fit_polished"),
-    "weights": Variable((*CELL_DIMS, *COMPONENT), "mixing weights of the fitted model", "1",
-                        source="weights"),
-    "startprob": Variable((*CELL_DIMS, *COMPONENT), "start probabilities of the fitted HMM",
-                          "1", source="startprob"),
-    "means": Variable((*CELL_DIMS, *COMPONENT, *FEATURE), "component means of the fitted "
-                      "model", "data unit", source="means"),
-    "covariances": Variable((*CELL_DIMS, *COVARIANCE), "component covariances of the fitted "
-                            "model (full matrices)", "data unit^2", source="covariances"),
-    "transmat": Variable((*CELL_DIMS, *TRANSITION), "transition probabilities of the fitted "
-                         "HMM", "1", source="transmat"),
-    "fit_time": Variable(CELL_DIMS, "wall-clock time of the cell's fit, contained fits it "
-                         "triggered included (not deterministic)", "s", source="fit_time"),
-    "fit_cpu_time": Variable(CELL_DIMS, "CPU time of the cell's fit, contained fits it "
-                             "triggered included (not deterministic)", "s",
-                             source="fit_cpu_time"),
-    "n_rows_used": Variable(CELL_DIMS, "rows the method was fitted to (-1: not in the design)",
-                            "1", "int64", -1, "n_rows_used"),
+        NESTED_DIMS,
+        "objective of a nested start at tol on the data the method was fitted to",
+        "nat",
+        source="nested_log_likelihood",
+    ),
+    "nested_n_iter": Variable(
+        NESTED_DIMS, "EM iterations of a nested start", "1", "int64", -1, "nested_n_iter"
+    ),
+    "nested_converged": Variable(
+        NESTED_DIMS, "nested start met the tolerance", "1", "bool", False, "nested_converged"
+    ),
+    **{
+        key: value
+        for key, value in _measures("fit_", CELL_DIMS, "fit_", "the fitted model").items()
+    },
+    "fit_origin": Variable(
+        CELL_DIMS,
+        "the start the fitted model came from (a random start kind or a nested origin)",
+        "1",
+        "str",
+        "",
+        "fit_origin",
+    ),
+    "fit_polished": Variable(
+        CELL_DIMS,
+        "the fitted model was polished (SQUAREM to polish_tol)",
+        "1",
+        "bool",
+        False,
+        "fit_polished",
+    ),
+    "weights": Variable(
+        (*CELL_DIMS, *COMPONENT), "mixing weights of the fitted model", "1", source="weights"
+    ),
+    "startprob": Variable(
+        (*CELL_DIMS, *COMPONENT), "start probabilities of the fitted HMM", "1", source="startprob"
+    ),
+    "means": Variable(
+        (*CELL_DIMS, *COMPONENT, *FEATURE),
+        "component means of the fitted model",
+        "data unit",
+        source="means",
+    ),
+    "covariances": Variable(
+        (*CELL_DIMS, *COVARIANCE),
+        "component covariances of the fitted model (full matrices)",
+        "data unit^2",
+        source="covariances",
+    ),
+    "transmat": Variable(
+        (*CELL_DIMS, *TRANSITION),
+        "transition probabilities of the fitted HMM",
+        "1",
+        source="transmat",
+    ),
+    "fit_time": Variable(
+        CELL_DIMS,
+        "wall-clock time of the cell's fit, contained fits it "
+        "triggered included (not deterministic)",
+        "s",
+        source="fit_time",
+    ),
+    "fit_cpu_time": Variable(
+        CELL_DIMS,
+        "CPU time of the cell's fit, contained fits it triggered included (not deterministic)",
+        "s",
+        source="fit_cpu_time",
+    ),
+    "n_rows_used": Variable(
+        CELL_DIMS,
+        "rows the method was fitted to (-1: not in the design)",
+        "1",
+        "int64",
+        -1,
+        "n_rows_used",
+    ),
     "in_design": Variable(CELL_DIMS, "whether the cell was fitted", "1", "bool", False),
-    "realised_rate": Variable(MASK_DIMS, "entries masked on top of the data's own missing "
-                              "values, over all entries", "1"),
-    "total_missing_rate": Variable(MASK_DIMS, "missing entries (the data's own and masked) "
-                                   "over all entries", "1"),
-    "own_missing_rate": Variable(("dataset",), "the data's own missing entries over all "
-                                 "entries", "1"),
-    "n_rows": Variable(("dataset",), "rows of the data set (with at least one observed value)",
-                       "1", "int64", -1),
-    "has_feature": Variable(("dataset", *FEATURE), "the data set has this column", "1", "bool",
-                            False),
-    "true_n_components": Variable(("dataset",), "true number of components or states (-1: "
-                                  "unknown)", "1", "int64", -1),
-    "true_weights": Variable(("dataset", *COMPONENT), "true mixing weights (HMM: occupancy)",
-                             "1"),
-    "true_means": Variable(("dataset", *COMPONENT, *FEATURE), "true component means",
-                           "data unit"),
-    "true_covariances": Variable(("dataset", *COVARIANCE), "true component covariances",
-                                 "data unit^2"),
+    "realised_rate": Variable(
+        MASK_DIMS, "entries masked on top of the data's own missing values, over all entries", "1"
+    ),
+    "total_missing_rate": Variable(
+        MASK_DIMS, "missing entries (the data's own and masked) over all entries", "1"
+    ),
+    "own_missing_rate": Variable(
+        ("dataset",), "the data's own missing entries over all entries", "1"
+    ),
+    "n_rows": Variable(
+        ("dataset",), "rows of the data set (with at least one observed value)", "1", "int64", -1
+    ),
+    "has_feature": Variable(
+        ("dataset", *FEATURE), "the data set has this column", "1", "bool", False
+    ),
+    "true_n_components": Variable(
+        ("dataset",), "true number of components or states (-1: unknown)", "1", "int64", -1
+    ),
+    "true_weights": Variable(("dataset", *COMPONENT), "true mixing weights (HMM: occupancy)", "1"),
+    "true_means": Variable(("dataset", *COMPONENT, *FEATURE), "true component means", "data unit"),
+    "true_covariances": Variable(
+        ("dataset", *COVARIANCE), "true component covariances", "data unit^2"
+    ),
     "true_transmat": Variable(("dataset", *TRANSITION), "true transition probabilities", "1"),
 }
 
@@ -196,12 +323,14 @@ COORDINATE_ATTRS = {
     "dataset": ("data set name (key under datasets in the config)", "1"),
     "model": ("Gaussian-mixture covariance type, or hmm", "1"),
     "n_components": ("number of mixture components or hidden states K", "1"),
-    "mechanism": ("missingness mechanism imposed on top of the data's own missing values "
-                  "(none: the data as given)", "1"),
+    "mechanism": (
+        "missingness mechanism imposed on top of the data's own missing values "
+        "(none: the data as given)",
+        "1",
+    ),
     "missing_rate": ("requested fraction of all entries masked on top of the data's own", "1"),
     "replicate": ("replicate index (new mask and new starts)", "1"),
-    "method": ("how missing entries are handled: em (exact EM), complete_case, mean_impute",
-               "1"),
+    "method": ("how missing entries are handled: em (exact EM), complete_case, mean_impute", "1"),
     "init": ("random start index", "1"),
     "iteration": ("EM iteration", "1"),
     "nested": ("slot of a start built from a contained model", "1"),
@@ -231,9 +360,16 @@ def full_coordinates(coords: dict, datasets: dict, n_nested: int) -> dict:
             k_max = max(k_max, data["true_means"].shape[0])
     features = feature_union(data["feature_names"].tolist() for data in datasets.values())
     components = list(range(k_max))
-    return {**coords, "nested": list(range(n_nested)), "component": components,
-            "state_from": components, "state_to": components, "feature": features,
-            "feature_i": features, "feature_j": features}
+    return {
+        **coords,
+        "nested": list(range(n_nested)),
+        "component": components,
+        "state_from": components,
+        "state_to": components,
+        "feature": features,
+        "feature_i": features,
+        "feature_j": features,
+    }
 
 
 def _index_maps(coords):
@@ -252,8 +388,10 @@ def _allocate(coords):
 def _place(target, prefix_index, value, dims, positions):
     """Write ``value`` into ``target`` at ``prefix_index`` and, along the trailing ``dims``,
     at ``positions[dim]`` (index arrays; the value's own length along each)."""
-    trailing = [positions[dim][: value.shape[len(value.shape) - len(dims) + i]]
-                for i, dim in enumerate(dims)]
+    trailing = [
+        positions[dim][: value.shape[len(value.shape) - len(dims) + i]]
+        for i, dim in enumerate(dims)
+    ]
     target[prefix_index + np.ix_(*trailing)] = value
 
 
@@ -279,8 +417,9 @@ def _dataset_records(data, index, arrays):
             arrays["true_transmat"][i, :k, :k] = values["true_transmat"]
 
 
-def build_dataset(coords: dict, datasets: dict, fit_records, mask_records,
-                  attrs: dict | None = None):
+def build_dataset(
+    coords: dict, datasets: dict, fit_records, mask_records, attrs: dict | None = None
+):
     """Assemble per-job arrays into the labelled data set.
 
     Parameters
@@ -302,26 +441,31 @@ def build_dataset(coords: dict, datasets: dict, fit_records, mask_records,
     data = _allocate(coords)
     _dataset_records(datasets, index, data)
     for labels, arrays in fit_records:
-        features = [index["feature"][str(f)]
-                    for f in datasets[labels["dataset"]]["feature_names"].tolist()]
+        features = [
+            index["feature"][str(f)] for f in datasets[labels["dataset"]]["feature_names"].tolist()
+        ]
         positions = {dim: np.arange(len(values)) for dim, values in coords.items()}
-        positions.update(feature=np.array(features), feature_i=np.array(features),
-                         feature_j=np.array(features))
+        positions.update(
+            feature=np.array(features), feature_i=np.array(features), feature_j=np.array(features)
+        )
         for m, model in enumerate(arrays["model"].tolist()):
             for k, n_components in enumerate(arrays["n_components"].tolist()):
                 for e, method in enumerate(arrays["method"].tolist()):
-                    cell = (index["dataset"][labels["dataset"]], index["model"][model],
-                            index["n_components"][int(n_components)],
-                            index["mechanism"][labels["mechanism"]],
-                            index["missing_rate"][float(labels["missing_rate"])],
-                            index["replicate"][int(labels["replicate"])],
-                            index["method"][method])
+                    cell = (
+                        index["dataset"][labels["dataset"]],
+                        index["model"][model],
+                        index["n_components"][int(n_components)],
+                        index["mechanism"][labels["mechanism"]],
+                        index["missing_rate"][float(labels["missing_rate"])],
+                        index["replicate"][int(labels["replicate"])],
+                        index["method"][method],
+                    )
                     data["in_design"][cell] = True
                     for name, var in VARIABLES.items():
                         if not var.source:
                             continue
                         value = arrays[var.source][m, k, e]
-                        trailing = var.dims[len(CELL_DIMS):]
+                        trailing = var.dims[len(CELL_DIMS) :]
                         if not trailing:
                             data[name][cell] = value
                         else:
@@ -336,8 +480,11 @@ def build_dataset(coords: dict, datasets: dict, fit_records, mask_records,
         for name, var in VARIABLES.items()
     }
     coord_vars = {
-        dim: xr.Variable(dim, np.asarray(values),
-                         dict(zip(("long_name", "units"), COORDINATE_ATTRS[dim], strict=True)))
+        dim: xr.Variable(
+            dim,
+            np.asarray(values),
+            dict(zip(("long_name", "units"), COORDINATE_ATTRS[dim], strict=True)),
+        )
         for dim, values in coords.items()
     }
     return xr.Dataset(variables, coords=coord_vars, attrs=dict(attrs or {}))

@@ -26,8 +26,12 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 def run(snakemake, main) -> None:
     for name in THREAD_VARIABLES:
         os.environ[name] = str(snakemake.threads)
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", force=True)
+    logging.basicConfig(
+        filename=snakemake.log[0],
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        force=True,
+    )
     logging.captureWarnings(True)
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting chatter
     log = logging.getLogger(snakemake.rule)

@@ -75,14 +75,31 @@ def true_components(ds) -> dict[str, int]:
     """True number of components per data set where it is known (the ``true_n_components``
     stored with the data: simulated mixtures and sequences, synthetic images)."""
     values = ds["true_n_components"]
-    return {str(name): int(k) for name, k in zip(values["dataset"].values, values.values,
-                                                 strict=True) if k >= 0}
+    return {
+        str(name): int(k)
+        for name, k in zip(values["dataset"].values, values.values, strict=True)
+        if k >= 0
+    }
 
 
-_FIT_VARIABLES = {f"fit_{name}": name for name in (
-    "log_likelihood", "train_log_likelihood", *CRITERIA, "ari", *PARAMETER_ERRORS,
-    "transmat_abs_error", "imputation_rmse", "n_iter", "converged", "failed",
-    "failure_reason", "origin", "polished")}
+_FIT_VARIABLES = {
+    f"fit_{name}": name
+    for name in (
+        "log_likelihood",
+        "train_log_likelihood",
+        *CRITERIA,
+        "ari",
+        *PARAMETER_ERRORS,
+        "transmat_abs_error",
+        "imputation_rmse",
+        "n_iter",
+        "converged",
+        "failed",
+        "failure_reason",
+        "origin",
+        "polished",
+    )
+}
 
 
 def _in_design(ds, frame):
@@ -247,10 +264,22 @@ def initialisation_table(
         row = dict(zip(keys, values, strict=True))
         row.update(_initialisation_row(group, tol, parameter_tol, probabilities))
         rows.append(row)
-    columns = [*keys, "n_starts", "n_failed", "ll_best", "ll_median", "ll_spread", "ll_iqr",
-               "n_optima", "share_best", "n_iter_median", "n_iter_max", "share_converged",
-               "n_optima_parameters",
-               *(f"starts_p{round(100 * p):d}" for p in probabilities)]
+    columns = [
+        *keys,
+        "n_starts",
+        "n_failed",
+        "ll_best",
+        "ll_median",
+        "ll_spread",
+        "ll_iqr",
+        "n_optima",
+        "share_best",
+        "n_iter_median",
+        "n_iter_max",
+        "share_converged",
+        "n_optima_parameters",
+        *(f"starts_p{round(100 * p):d}" for p in probabilities),
+    ]
     frame = pd.DataFrame(rows)
     return frame.reindex(columns=[*columns, *(c for c in frame.columns if c not in columns)])
 
@@ -260,8 +289,9 @@ def initialisation_table(
 # ---------------------------------------------------------------------------------------------
 
 
-def criteria_table(fits: pd.DataFrame, starts: pd.DataFrame | None = None,
-                   criteria: Sequence[str] = CRITERIA) -> pd.DataFrame:
+def criteria_table(
+    fits: pd.DataFrame, starts: pd.DataFrame | None = None, criteria: Sequence[str] = CRITERIA
+) -> pd.DataFrame:
     """BIC / AIC / ICL against K, long format.
 
     For every cell but the replicate, the fitted model of each replicate gives ``mean``,
@@ -270,8 +300,18 @@ def criteria_table(fits: pd.DataFrame, starts: pd.DataFrame | None = None,
     of every replicate.
     """
     keys = _cell_dims(fits, drop=("replicate",))
-    columns = [*keys, "criterion", "mean", "sd", "min", "max", "n_replicates", "start_q10",
-               "start_median", "start_q90"]
+    columns = [
+        *keys,
+        "criterion",
+        "mean",
+        "sd",
+        "min",
+        "max",
+        "n_replicates",
+        "start_q10",
+        "start_median",
+        "start_q90",
+    ]
     ok_fits = fits[~fits["failed"].astype(bool)]
     if ok_fits.empty:
         return pd.DataFrame(columns=columns)
@@ -280,7 +320,8 @@ def criteria_table(fits: pd.DataFrame, starts: pd.DataFrame | None = None,
         if criterion not in fits.columns:
             continue
         over_reps = ok_fits.groupby(keys, sort=False)[criterion].agg(
-            ["mean", "std", "min", "max", "count"])
+            ["mean", "std", "min", "max", "count"]
+        )
         table = over_reps.rename(columns={"std": "sd", "count": "n_replicates"})
         if starts is not None and not starts.empty:
             ok = starts[~starts["failed"].astype(bool)]
@@ -353,8 +394,7 @@ def missingness_table(
     truth = truth or {}
     best = fits[~fits["failed"].astype(bool)]
     keys = _cell_dims(best, drop=("n_components",))
-    columns = [k for k in keys if k != "replicate"] + ["metric", "mean", "sd", "n",
-                                                       "share_true_k"]
+    columns = [k for k in keys if k != "replicate"] + ["metric", "mean", "sd", "n", "share_true_k"]
     if best.empty:
         return pd.DataFrame(columns=columns)
     chosen = _selected(best, criterion).rename(columns={"n_components": "selected_k"})

@@ -95,7 +95,9 @@ rule html_report:
         figure_captions=[f"{CAPTIONS}/figure_{n}.rst" for n in FIGURES],
         image_datasets=design.image_datasets(config),
         image_caption=f"{CAPTIONS}/figure_image.rst",
-        table_captions=[f"{CAPTIONS}/table_{n}.rst" for n in SENSITIVITY_TABLES + DELTA_TABLES],
+        table_captions=[
+            f"{CAPTIONS}/table_{n}.rst" for n in SENSITIVITY_TABLES + DELTA_TABLES
+        ],
         settings=config["report"],
         sensitivity=config["sensitivity"],
     script:

@@ -24,25 +24,34 @@ def main(smk, log):
     hmm_starts = starts[starts["model"].isin(sensitivity.HMM_MODELS)]
     makers = {
         "initialisation": lambda: plotting.initialisation_figure(
-            tables["initialisation"], starts, labels, method=settings["method"],
-            model_order=models),
+            tables["initialisation"], starts, labels, method=settings["method"], model_order=models
+        ),
         "criteria": lambda: plotting.criteria_figure(
-            tables["criteria"], labels, dataset=settings["dataset"], method=settings["method"],
-            model_order=models),
+            tables["criteria"],
+            labels,
+            dataset=settings["dataset"],
+            method=settings["method"],
+            model_order=models,
+        ),
         "selection": lambda: plotting.selection_figure(
-            tables["selection"], labels, model_order=models),
+            tables["selection"], labels, model_order=models
+        ),
         "missingness": lambda: plotting.missingness_figure(
-            tables["missingness"], labels, model=settings["model"],
-            method_order=ds["method"].values.tolist()),
+            tables["missingness"],
+            labels,
+            model=settings["model"],
+            method_order=ds["method"].values.tolist(),
+        ),
         "hmm": lambda: plotting.hmm_figure(
-            tables["hmm_initialisation"], hmm_starts, tables["hmm_criteria"], labels),
+            tables["hmm_initialisation"], hmm_starts, tables["hmm_criteria"], labels
+        ),
         "delta": lambda: plotting.delta_figure(
-            tables["delta_adjustment"], tables["delta_tipping"], feature_names=feature_names),
+            tables["delta_adjustment"], tables["delta_tipping"], feature_names=feature_names
+        ),
     }
     notes = report.figure_notes(tables, ds, settings)
     for name, pdf, png in zip(smk.params.names, smk.output.pdf, smk.output.png, strict=True):
-        figure = (plotting.placeholder_figure(notes[name]) if name in notes
-                  else makers[name]())
+        figure = plotting.placeholder_figure(notes[name]) if name in notes else makers[name]()
         figure.savefig(pdf)
         figure.savefig(png, dpi=300)
         plotting.close(figure)

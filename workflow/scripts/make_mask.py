@@ -9,11 +9,14 @@ def main(smk, log):
 
     job = design.MaskJob.from_wildcards(smk.wildcards)
     X = jobs.load_arrays(smk.input.data)["X"]
-    arrays = jobs.make_mask(X, job, root_seed=smk.params.root_seed,
-                            strength=smk.params.strength)
+    arrays = jobs.make_mask(X, job, root_seed=smk.params.root_seed, strength=smk.params.strength)
     jobs.save_arrays(smk.output[0], arrays)
-    log.info("%s: masked %.4f, missing in all %.4f", job, arrays["realised_rate"],
-             arrays["total_missing_rate"])
+    log.info(
+        "%s: masked %.4f, missing in all %.4f",
+        job,
+        arrays["realised_rate"],
+        arrays["total_missing_rate"],
+    )
 
 
 run(snakemake, main)  # noqa: F821

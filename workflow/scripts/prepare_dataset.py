@@ -9,8 +9,12 @@ def main(smk, log):
     name = smk.wildcards.dataset
     arrays = jobs.prepare_dataset(name, smk.params.spec, smk.params.root_seed)
     jobs.save_arrays(smk.output[0], arrays)
-    log.info("%s: X %s, own missing entries %d", name, arrays["X"].shape,
-             int((arrays["X"] != arrays["X"]).sum()))
+    log.info(
+        "%s: X %s, own missing entries %d",
+        name,
+        arrays["X"].shape,
+        int((arrays["X"] != arrays["X"]).sum()),
+    )
 
 
 run(snakemake, main)  # noqa: F821

@@ -24,14 +24,20 @@ def main(smk, log):
     notes = json.loads(Path(smk.input.notes).read_text(encoding="utf-8"))
     criterion = params.sensitivity["criterion"]
     findings = report.key_findings(
-        tables["selection"], tables["initialisation"], tables["missingness"],
-        sensitivity.true_components(ds), tables["delta_tipping"], criterion=criterion,
-        method=settings["method"], hmm_init=tables["hmm_initialisation"],
+        tables["selection"],
+        tables["initialisation"],
+        tables["missingness"],
+        sensitivity.true_components(ds),
+        tables["delta_tipping"],
+        criterion=criterion,
+        method=settings["method"],
+        hmm_init=tables["hmm_initialisation"],
     )
     figures = [
         (name.replace("_", " "), png, caption(rst))
-        for name, png, rst in zip(params.figures, smk.input.figures, params.figure_captions,
-                                  strict=True)
+        for name, png, rst in zip(
+            params.figures, smk.input.figures, params.figure_captions, strict=True
+        )
         if name not in notes
     ]
     shown = [
@@ -40,14 +46,19 @@ def main(smk, log):
         if not tables[name].empty
     ]
     left_out = [f"figure {name}: {note}" for name, note in notes.items()]
-    left_out += [f"table {name.replace('_', ' ')}: empty for this experiment"
-                 for name in params.tables if tables[name].empty]
+    left_out += [
+        f"table {name.replace('_', ' ')}: empty for this experiment"
+        for name in params.tables
+        if tables[name].empty
+    ]
     images = []
-    for name, png, summary in zip(params.image_datasets, smk.input.image_figures,
-                                  smk.input.image_summaries, strict=True):
+    for name, png, summary in zip(
+        params.image_datasets, smk.input.image_figures, smk.input.image_summaries, strict=True
+    ):
         numbers = json.loads(Path(summary).read_text(encoding="utf-8"))["caption"]
-        images.append((f"image segmentation of {name}", png,
-                       f"{numbers} {caption(params.image_caption)}"))
+        images.append(
+            (f"image segmentation of {name}", png, f"{numbers} {caption(params.image_caption)}")
+        )
     page = report.html_report(
         title=settings["title"],
         glance=report.glance_items(ds, config),
@@ -61,8 +72,14 @@ def main(smk, log):
         models=report.selected_models(ds, criterion, settings["method"]),
     )
     Path(smk.output[0]).write_text(page, encoding="utf-8")
-    log.info("wrote %s (%d figures, %d image figures, %d tables, %d notes)", smk.output[0],
-             len(figures), len(images), len(shown), len(left_out))
+    log.info(
+        "wrote %s (%d figures, %d image figures, %d tables, %d notes)",
+        smk.output[0],
+        len(figures),
+        len(images),
+        len(shown),
+        len(left_out),
+    )
 
 
 run(snakemake, main)  # noqa: F821

@@ -21,17 +21,26 @@ def main(smk, log):
     if not variables:
         tables = delta.empty_tables("the data set has no missing value on this mask")
     elif reference is None:
-        tables = delta.empty_tables(f"no {target['model']} mixture was fitted to "
-                                    f"{target['dataset']} on this mask")
+        tables = delta.empty_tables(
+            f"no {target['model']} mixture was fitted to {target['dataset']} on this mask"
+        )
     else:
         fit_settings = MixtureSettings.from_config(
-            {**smk.params.fit, "n_init": settings["n_init"], "nested_starts": False})
+            {**smk.params.fit, "n_init": settings["n_init"], "nested_starts": False}
+        )
         tables = delta.delta_adjustment(
-            X, reference, variables=variables, deltas=settings["deltas"],
-            n_components=target["n_components"], covariance_type=target["model"],
-            settings=fit_settings, n_draws=settings["n_draws"],
-            conclusion=settings["conclusion"], component=settings["component"],
-            threshold=settings["threshold"], random_state=smk.params.root_seed,
+            X,
+            reference,
+            variables=variables,
+            deltas=settings["deltas"],
+            n_components=target["n_components"],
+            covariance_type=target["model"],
+            settings=fit_settings,
+            n_draws=settings["n_draws"],
+            conclusion=settings["conclusion"],
+            component=settings["component"],
+            threshold=settings["threshold"],
+            random_state=smk.params.root_seed,
         )
     label = "delta adjustment on {dataset} {mechanism} rate {missing_rate} rep {replicate}"
     for frame, csv, tex in zip(tables, smk.output.csv, smk.output.tex, strict=True):

@@ -161,8 +161,17 @@ def fit_hmm_em(
             new_pc, new_ok = precision_cholesky(new_cov, covariance_type)
             new_ok &= np.isfinite(new_mu).all(axis=(1, 2))
         new_ok &= np.isfinite(new_sp).all(-1) & np.isfinite(new_tm).all(axis=(1, 2))
-        monitor.advance(idx, new_ok, ((startprob, new_sp), (transmat, new_tm), (means, new_mu),
-                                      (covariances, new_cov), (prec_chol, new_pc)))
+        monitor.advance(
+            idx,
+            new_ok,
+            (
+                (startprob, new_sp),
+                (transmat, new_tm),
+                (means, new_mu),
+                (covariances, new_cov),
+                (prec_chol, new_pc),
+            ),
+        )
 
     # final pass: the objective of the parameters actually returned
     valid = np.flatnonzero(initial_ok)

@@ -119,9 +119,7 @@ def validate_parameters(
         raise ValueError(f"means must have shape (n_init, K, d), got {means.shape}")
     n_init, n_states, d = means.shape
     if startprob.shape != (n_init, n_states):
-        raise ValueError(
-            f"startprob must have shape {(n_init, n_states)}, got {startprob.shape}"
-        )
+        raise ValueError(f"startprob must have shape {(n_init, n_states)}, got {startprob.shape}")
     if transmat.shape != (n_init, n_states, n_states):
         raise ValueError(
             f"transmat must have shape {(n_init, n_states, n_states)}, got {transmat.shape}"

@@ -51,11 +51,11 @@ def _check_dirichlet(value, name):
     try:
         alpha = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be None or positive Dirichlet concentrations, "
-                         f"got {value!r}") from None
+        raise ValueError(
+            f"{name} must be None or positive Dirichlet concentrations, got {value!r}"
+        ) from None
     if alpha.ndim > 2 or not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
-        raise ValueError(f"{name} must be None or positive Dirichlet concentrations, "
-                         f"got {value!r}")
+        raise ValueError(f"{name} must be None or positive Dirichlet concentrations, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -217,9 +217,7 @@ def _fixed_starts(fixed, init_params, n_init, shapes):
     fixed = {} if fixed is None else dict(fixed)
     unknown = sorted(set(fixed) - set(FIXED_LETTERS))
     if unknown:
-        raise ValueError(
-            f"fixed may only hold {list(FIXED_LETTERS)}, got unknown key(s) {unknown}"
-        )
+        raise ValueError(f"fixed may only hold {list(FIXED_LETTERS)}, got unknown key(s) {unknown}")
     starts = {}
     for key, letter in FIXED_LETTERS.items():
         if letter in init_params:
@@ -242,8 +240,7 @@ def _fixed_starts(fixed, init_params, n_init, shapes):
             starts[key] = value.copy()
         else:
             raise ValueError(
-                f"fixed[{key!r}] has shape {value.shape}; expected {shape} or "
-                f"{(n_init,) + shape}"
+                f"fixed[{key!r}] has shape {value.shape}; expected {shape} or {(n_init,) + shape}"
             )
     return starts
 

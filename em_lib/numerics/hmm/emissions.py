@@ -77,8 +77,13 @@ class Emissions:
         if self.missing:
             log_b = np.zeros((self.X.shape[0], n_init, n_states))
             if self.keep.any():
-                result = self.engine.estep(np.zeros((n_init, n_states)), means, covariances,
-                                           want_stats=False, want_log_prob=True)
+                result = self.engine.estep(
+                    np.zeros((n_init, n_states)),
+                    means,
+                    covariances,
+                    want_stats=False,
+                    want_log_prob=True,
+                )
                 log_b[self.keep] = np.transpose(result["weighted_log_prob"], (1, 0, 2))
             return log_b
         W = estep_weight_matrix(
