@@ -52,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -61,12 +61,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TARGET = "results/experiment.nc"
 
-COLUMNS = ("design", "jobs", "fits", "wall s", "total CPU s", "fitting CPU s", "ratio",
-           "commit")
+COLUMNS = ("design", "jobs", "fits", "wall s", "total CPU s", "fitting CPU s", "ratio", "commit")
 
 
-def sweep_config(style: str, replicates: list[int], n_init: int, max_iter: int,
-                 tol: float, small: bool = False) -> dict:
+def sweep_config(
+    style: str, replicates: list[int], n_init: int, max_iter: int, tol: float, small: bool = False
+) -> dict:
     """The benchmark's experiment, in the schema of the given workflow design.
 
     ``small``: blobs only and K 1-2 (a check of the script, not a measurement).
@@ -75,8 +75,12 @@ def sweep_config(style: str, replicates: list[int], n_init: int, max_iter: int,
     if style == "old":
         fit["starts_per_job"] = n_init  # one chunk (job) per cell
     datasets = {
-        "blobs": {"kind": "gaussian_mixture", "n_samples": 1000, "n_features": 3,
-                  "n_components": 3},
+        "blobs": {
+            "kind": "gaussian_mixture",
+            "n_samples": 1000,
+            "n_features": 3,
+            "n_components": 3,
+        },
         "iris": {"kind": "bundled", "name": "iris"},
         "old_faithful": {"kind": "bundled", "name": "old_faithful"},
     }
@@ -105,8 +109,14 @@ def warmup_config(style: str) -> dict:
         fit["starts_per_job"] = 2
     return {
         "root_seed": 1,
-        "datasets": {"blobs": {"kind": "gaussian_mixture", "n_samples": 200, "n_features": 3,
-                               "n_components": 2}},
+        "datasets": {
+            "blobs": {
+                "kind": "gaussian_mixture",
+                "n_samples": 200,
+                "n_features": 3,
+                "n_components": 2,
+            }
+        },
         "sweep": {
             "model": ["full", "diag", "spherical", "tied"],
             "n_components": [1, 2],
@@ -123,11 +133,18 @@ def warmup_config(style: str) -> dict:
 def git_commit(path: Path) -> tuple[str, bool | None]:
     """Short commit of the git tree holding ``path`` and whether tracked files differ."""
     try:
-        commit = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(path), "status", "--porcelain",
-                                 "--untracked-files=no"],
-                                capture_output=True, text=True, check=True).stdout
+        commit = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown", None
     return commit, bool(status.strip())
@@ -144,8 +161,18 @@ def environment(source_root: Path | None) -> dict[str, str]:
 
 
 def snakemake_command(snakefile: Path, workdir: Path, configfile: Path, cores: int) -> list:
-    return [SNAKEMAKE, "--snakefile", str(snakefile), "--directory", str(workdir),
-            "--configfile", str(configfile), "--cores", str(cores), TARGET]
+    return [
+        SNAKEMAKE,
+        "--snakefile",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        str(cores),
+        TARGET,
+    ]
 
 
 def prepare(workdir: Path, config: dict) -> Path:
@@ -159,8 +186,9 @@ def run_logged(cmd, env, log_path: Path, timeout: float) -> tuple[int, float]:
     """Run ``cmd`` with stdout and stderr into ``log_path``; (return code, wall seconds)."""
     with open(log_path, "w") as log:
         tick = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -223,26 +251,42 @@ def markdown_row(result: dict) -> str:
 
 
 def markdown_header() -> str:
-    return ("| " + " | ".join(COLUMNS) + " |\n|" + "|".join(
-        "---" if i == 0 or name == "commit" else "---:" for i, name in enumerate(COLUMNS)) + "|")
+    return (
+        "| "
+        + " | ".join(COLUMNS)
+        + " |\n|"
+        + "|".join(
+            "---" if i == 0 or name == "commit" else "---:" for i, name in enumerate(COLUMNS)
+        )
+        + "|"
+    )
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--snakefile", type=Path, default=ROOT / "Snakefile")
-    parser.add_argument("--source-root", type=Path, default=None,
-                        help="put this tree first on PYTHONPATH of Snakemake and its jobs")
+    parser.add_argument(
+        "--source-root",
+        type=Path,
+        default=None,
+        help="put this tree first on PYTHONPATH of Snakemake and its jobs",
+    )
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("."),
-                        help="directory for the JSON, the markdown row and Snakemake's log")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("."),
+        help="directory for the JSON, the markdown row and Snakemake's log",
+    )
     parser.add_argument("--config-style", choices=("new", "old"), default="new")
     parser.add_argument("--label", default=None, help="design column (default from the style)")
     parser.add_argument("--replicates", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--n-init", type=int, default=10)
     parser.add_argument("--max-iter", type=int, default=200)
     parser.add_argument("--tol", type=float, default=1e-3)
-    parser.add_argument("--small", action="store_true",
-                        help="blobs only, K 1-2: a quick check of the script")
+    parser.add_argument(
+        "--small", action="store_true", help="blobs only, K 1-2: a quick check of the script"
+    )
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--timeout", type=float, default=3600.0)
@@ -253,35 +297,59 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     snakefile = args.snakefile.resolve()
     source_root = args.source_root.resolve() if args.source_root else None
-    label = args.label or {"old": "before: job per (data set, model, K, mask, chunk)",
-                           "new": "after: job per mask"}[args.config_style]
+    label = (
+        args.label
+        or {
+            "old": "before: job per (data set, model, K, mask, chunk)",
+            "new": "after: job per mask",
+        }[args.config_style]
+    )
     commit, dirty = git_commit(source_root or snakefile.parent)
     env = environment(source_root)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     stem = f"sweep_{args.config_style}_{commit}" + ("_small" if args.small else "")
     scratch = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
-    result: dict = {"design": label, "config_style": args.config_style, "commit": commit,
-                    "dirty": dirty, "snakefile": str(snakefile),
-                    "source_root": str(source_root) if source_root else None,
-                    "cores": args.cores, "host_cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    result: dict = {
+        "design": label,
+        "config_style": args.config_style,
+        "commit": commit,
+        "dirty": dirty,
+        "snakefile": str(snakefile),
+        "source_root": str(source_root) if source_root else None,
+        "cores": args.cores,
+        "host_cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        # unset or empty: jobs reuse bytecode; set: they compile the source tree's modules afresh
+        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     try:
         if not args.no_warmup:
             warm = scratch / "warmup"
             configfile = prepare(warm, warmup_config(args.config_style))
-            code, seconds = run_logged(snakemake_command(snakefile, warm, configfile, args.cores),
-                                       env, out / f"{stem}.warmup.log", args.timeout)
+            code, seconds = run_logged(
+                snakemake_command(snakefile, warm, configfile, args.cores),
+                env,
+                out / f"{stem}.warmup.log",
+                args.timeout,
+            )
             if code:
-                print(f"warm-up failed ({code}); log: {out / f'{stem}.warmup.log'}",
-                      file=sys.stderr)
+                print(
+                    f"warm-up failed ({code}); log: {out / f'{stem}.warmup.log'}", file=sys.stderr
+                )
                 return code
             result["warmup_wall_s"] = seconds
             print(f"warm-up done in {seconds:.1f} s", file=sys.stderr)
 
-        config = sweep_config(args.config_style, args.replicates, args.n_init, args.max_iter,
-                              args.tol, small=args.small)
+        config = sweep_config(
+            args.config_style,
+            args.replicates,
+            args.n_init,
+            args.max_iter,
+            args.tol,
+            small=args.small,
+        )
         result["config"] = config
         workdir = scratch / "sweep"
         configfile = prepare(workdir, config)
@@ -301,8 +369,12 @@ def main(argv=None) -> int:
         user = after.ru_utime - before.ru_utime
         system = after.ru_stime - before.ru_stime
         result.update(
-            wall_s=wall, user_cpu_s=user, sys_cpu_s=system, total_cpu_s=user + system,
-            jobs=jobs, jobs_by_rule=by_rule,
+            wall_s=wall,
+            user_cpu_s=user,
+            sys_cpu_s=system,
+            total_cpu_s=user + system,
+            jobs=jobs,
+            jobs_by_rule=by_rule,
             **measure_aggregate(workdir / TARGET),
         )
         result["ratio"] = result["fitting_cpu_s"] / result["total_cpu_s"]
@@ -321,11 +393,14 @@ def main(argv=None) -> int:
     (out / f"{stem}.md").write_text(markdown_header() + "\n" + row + "\n")
     print(markdown_header())
     print(row)
-    print(f"load average start {', '.join(f'{x:.2f}' for x in result['load_start'])}; "
-          f"end {', '.join(f'{x:.2f}' for x in result['load_end'])}; "
-          f"user {result['user_cpu_s']:.1f} s, sys {result['sys_cpu_s']:.1f} s; "
-          f"non-fitting CPU per job {result.get('other_cpu_s_per_job', math.nan):.2f} s; "
-          f"JSON: {out / f'{stem}.json'}", file=sys.stderr)
+    print(
+        f"load average start {', '.join(f'{x:.2f}' for x in result['load_start'])}; "
+        f"end {', '.join(f'{x:.2f}' for x in result['load_end'])}; "
+        f"user {result['user_cpu_s']:.1f} s, sys {result['sys_cpu_s']:.1f} s; "
+        f"non-fitting CPU per job {result.get('other_cpu_s_per_job', math.nan):.2f} s; "
+        f"JSON: {out / f'{stem}.json'}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import numbers
 import sys
+import warnings
 
 import numpy as np
 
@@ -196,3 +197,25 @@ def check_nonnegative(value, name):
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= 0:
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
     return float(value)
+
+
+def check_mixture_data(X, estimator_name, stacklevel=4):
+    """``X`` for a mixture fit: validated (:func:`validate_X`), no column without an observed
+    value (ValueError naming them); rows with nothing observed are reported in a UserWarning.
+    Returns ``(X, n_used)`` with ``n_used`` the rows with at least one observed value."""
+    X = validate_X(X, estimator_name=estimator_name)
+    nan = np.isnan(X)
+    empty_columns = np.flatnonzero(nan.all(axis=0))
+    if empty_columns.size:
+        raise ValueError(
+            f"column(s) {empty_columns.tolist()} of X have no observed value; drop them"
+        )
+    empty_rows = int(nan.all(axis=1).sum())
+    if empty_rows:
+        warnings.warn(
+            f"{empty_rows} row(s) of X have no observed value; they contribute zero to the "
+            "log-likelihood and are ignored by the fit",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return X, X.shape[0] - empty_rows

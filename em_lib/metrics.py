@@ -208,19 +208,8 @@ def classification_accuracy_after_matching(labels_true, labels_pred) -> float:
     """Fraction of samples correctly labelled after optimally relabelling the predictions.
 
     The predicted labels are relabelled with :func:`match_labels` (maximum-overlap one-to-one
-    assignment); samples in unmatched predicted clusters count as errors.
-
-    Parameters
-    ----------
-    labels_true : array_like of int, shape (n_samples,)
-        Reference labels (any integers).
-    labels_pred : array_like of int, shape (n_samples,)
-        Predicted labels (any integers), same length.
-
-    Returns
-    -------
-    accuracy : float
-        In ``[0, 1]``.
+    assignment); samples in unmatched predicted clusters count as errors. Arguments as for
+    :func:`adjusted_rand_index`; the result is in ``[0, 1]``.
 
     Raises
     ------

@@ -45,6 +45,7 @@ import numpy as np
 
 from ._estimator import (
     EstimatorMixin,
+    check_mixture_data,
     check_positive_int,
     convergence_warning_class,
     make_rng,
@@ -202,27 +203,12 @@ class GaussianMixture(EstimatorMixin):
         ).validate()
 
     def _validate_fit_data(self, X):
-        X = validate_X(X, estimator_name=type(self).__name__)
-        nan = np.isnan(X)
-        all_nan_cols = np.flatnonzero(nan.all(axis=0))
-        if all_nan_cols.size:
-            raise ValueError(
-                f"column(s) {all_nan_cols.tolist()} of X have no observed value; drop them"
-            )
-        empty_rows = int(nan.all(axis=1).sum())
-        if empty_rows:
-            warnings.warn(
-                f"{empty_rows} row(s) of X have no observed value; they contribute zero to the "
-                "log-likelihood and are ignored by the fit",
-                UserWarning,
-                stacklevel=3,
-            )
-        n_used = X.shape[0] - empty_rows
+        X, n_used = check_mixture_data(X, type(self).__name__)
         if n_used < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "
                 f"{self.n_components}, n_samples = {n_used}"
-                + (" (rows with at least one observed value)" if empty_rows else "")
+                + (" (rows with at least one observed value)" if n_used < X.shape[0] else "")
             )
         return X
 

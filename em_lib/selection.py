@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._estimator import convergence_warning_class, validate_X
+from ._estimator import check_mixture_data, convergence_warning_class
 from .mixture import GaussianMixture, _fit_dtype
 from .numerics.covariance import COVARIANCE_TYPES
 from .numerics.fitting import MixtureLattice
@@ -157,26 +157,11 @@ def _check_settings(settings):
 
 
 def _check_data(X, largest):
-    X = validate_X(X, estimator_name="select_mixture")
-    nan = np.isnan(X)
-    empty_columns = np.flatnonzero(nan.all(axis=0))
-    if empty_columns.size:
-        raise ValueError(
-            f"column(s) {empty_columns.tolist()} of X have no observed value; drop them"
-        )
-    empty_rows = int(nan.all(axis=1).sum())
-    n_used = X.shape[0] - empty_rows
+    X, n_used = check_mixture_data(X, "select_mixture", stacklevel=4)
     if largest >= n_used:
         raise ValueError(
             f"n_components up to {largest} needs more usable rows than that: X has {n_used} "
             "row(s) with at least one observed value; every K must be below it"
-        )
-    if empty_rows:
-        warnings.warn(
-            f"{empty_rows} row(s) of X have no observed value; they contribute zero to the "
-            "log-likelihood and are ignored by the fit",
-            UserWarning,
-            stacklevel=3,
         )
     return X
 

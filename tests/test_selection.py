@@ -78,9 +78,9 @@ def test_table_matches_isolated_fits_with_the_same_seed(missing):
     result = select_mixture(X, ks, TYPES, n_init=3, random_state=11, tol=1e-4)
     assert isinstance(result, SelectionResult)
     table = result.table.set_index(["covariance_type", "n_components"])
-    assert list(result.table.columns) == [
-        "covariance_type",
-        "n_components",
+    columns = list(result.table.columns)
+    assert columns[:2] == ["covariance_type", "n_components"]
+    assert {
         "log_likelihood",
         "n_parameters",
         "bic",
@@ -89,7 +89,7 @@ def test_table_matches_isolated_fits_with_the_same_seed(missing):
         "converged",
         "n_iter",
         "n_samples",
-    ]
+    } == set(columns[2:])
     for covariance_type in TYPES:
         for k in ks:
             alone = GaussianMixture(

@@ -147,18 +147,21 @@ def fit_mixture_em(
             return np.zeros(len(index))
         return log_prior_density(mu, cov, pc, covariance_type, prior_c)
 
-    for _ in range(max_iter):
-        index = monitor.active_index()
-        if index.size == 0:
-            break
-        result = run_estep(
+    def estep(index, want_stats):
+        return run_estep(
             engine,
             np.log(weights[index]),
             means[index],
             covariances[index],
             prec_chol[index],
-            want_stats=True,
+            want_stats=want_stats,
         )
+
+    for _ in range(max_iter):
+        index = monitor.active_index()
+        if index.size == 0:
+            break
+        result = estep(index, want_stats=True)
         total = result["loglik"] + log_prior_of(
             index, means[index], covariances[index], prec_chol[index]
         )
@@ -185,14 +188,7 @@ def fit_mixture_em(
     log_likelihood = np.full(n_init, -np.inf)
     log_prior = np.zeros(n_init)
     if valid.size:
-        final = run_estep(
-            engine,
-            np.log(weights[valid]),
-            means[valid],
-            covariances[valid],
-            prec_chol[valid],
-            want_stats=False,
-        )
+        final = estep(valid, want_stats=False)
         log_likelihood[valid] = final["loglik"]
         log_prior[valid] = log_prior_of(valid, means[valid], covariances[valid], prec_chol[valid])
     log_likelihood[~ok] = -np.inf
