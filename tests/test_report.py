@@ -298,14 +298,17 @@ def test_figure_notes_for_empty_hmm_and_delta_tables(tables):
 
 def test_html_report_renders_notes_and_models(tables):
     frame = pd.DataFrame({"component": [0, 1], "weight": [0.25, 0.75], "x<0>": [1.5, -2.0]})
+    minimal = {
+        "title": "t",
+        "glance": {},
+        "findings": [],
+        "figures": [],
+        "tables": [],
+        "methods": "m",
+        "failures": pd.DataFrame(),
+    }
     page = report.html_report(
-        title="t",
-        glance={},
-        findings=[],
-        figures=[],
-        tables=[],
-        methods="m",
-        failures=pd.DataFrame(),
+        **minimal,
         notes=["figure hmm: no HMM runs in this experiment", "table <x>: empty"],
         models=[("blobs", frame, "BIC selects full with K = 2")],
     )
@@ -316,15 +319,7 @@ def test_html_report_renders_notes_and_models(tables):
     assert notes.count("<li>") == 2
     assert "figure hmm: no HMM runs in this experiment" in notes
     assert "table &lt;x&gt;: empty" in notes
-    bare = report.html_report(
-        title="t",
-        glance={},
-        findings=[],
-        figures=[],
-        tables=[],
-        methods="m",
-        failures=pd.DataFrame(),
-    )
+    bare = report.html_report(**minimal)
     assert 'id="models"' not in bare and "notes" not in bare
 
 

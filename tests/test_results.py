@@ -395,6 +395,23 @@ def test_fit_job_shapes(study):
         assert np.isnan(out["weights"][:, 0, :, 1]).all()
 
 
+def job_estimator(config, job, n_components, covariance_type):
+    """The estimator a user would build for one cell of a fit job: the config's fit settings,
+    nested starts, the mask's seed."""
+    fit = config["fit"]
+    return GaussianMixture(
+        n_components,
+        covariance_type=covariance_type,
+        n_init=fit["n_init"],
+        init_params=fit["init_params"],
+        nested_starts=True,
+        tol=fit["tol"],
+        max_iter=fit["max_iter"],
+        reg_covar=fit["reg_covar"],
+        random_state=seed_sequence(config["root_seed"], "init", **job.labels),
+    )
+
+
 @pytest.mark.parametrize("dataset", ["blobs", "air"])
 def test_fitted_models_equal_the_estimator(study, dataset):
     """Method em: the fitted model of every (model, K) cell is what GaussianMixture with
@@ -405,20 +422,10 @@ def test_fitted_models_equal_the_estimator(study, dataset):
     mask = record(masks, job)["mask"]
     X_obs = np.where(mask, np.nan, data[dataset]["X"])
     assert mask.any() and (dataset == "blobs" or (np.isnan(X_obs) & ~mask).any())
-    fit, e = config["fit"], out["method"].tolist().index("em")
+    e = out["method"].tolist().index("em")
     for m, model in enumerate(out["model"].tolist()):
         for k, n_components in enumerate(out["n_components"].tolist()):
-            estimator = GaussianMixture(
-                n_components,
-                covariance_type=model,
-                n_init=fit["n_init"],
-                init_params=fit["init_params"],
-                nested_starts=True,
-                tol=fit["tol"],
-                max_iter=fit["max_iter"],
-                reg_covar=fit["reg_covar"],
-                random_state=seed_sequence(config["root_seed"], "init", **job.labels),
-            ).fit(X_obs)
+            estimator = job_estimator(config, job, n_components, model).fit(X_obs)
             cell = (m, k, e)
             np.testing.assert_allclose(
                 out["weights"][cell][:n_components], estimator.weights_, rtol=1e-12, atol=1e-12
@@ -435,21 +442,11 @@ def test_baselines_equal_the_estimator_on_their_training_data(study):
     out = record(fits, job)
     mask = record(masks, job)["mask"]
     X_obs = np.where(mask, np.nan, data["blobs"]["X"])
-    fit = config["fit"]
     m, k = out["model"].tolist().index("full"), 1  # K = 2
     for e, method in enumerate(out["method"].tolist()):
         X_train, _ = jobs.training_data(X_obs, None, method)
         assert out["n_rows_used"][m, k, e] == X_train.shape[0]
-        estimator = GaussianMixture(
-            2,
-            covariance_type="full",
-            n_init=fit["n_init"],
-            nested_starts=True,
-            tol=fit["tol"],
-            max_iter=fit["max_iter"],
-            reg_covar=fit["reg_covar"],
-            random_state=seed_sequence(config["root_seed"], "init", **job.labels),
-        ).fit(X_train)
+        estimator = job_estimator(config, job, 2, "full").fit(X_train)
         np.testing.assert_allclose(
             out["means"][m, k, e][:2], estimator.means_, rtol=1e-12, atol=1e-12
         )

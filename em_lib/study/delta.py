@@ -197,3 +197,37 @@ def empty_tables(reason: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     table = pd.DataFrame(columns=[*TABLE_COLUMNS, "note"])
     tipping = pd.DataFrame({"side": ["not run"], "note": [reason]})
     return table, tipping
+
+
+def delta_analysis(X, ds, target, settings, fit, root_seed):
+    """The workflow's delta step: the analysis on ``X`` (the target data with the mask's and
+    its own missing values as NaN) against the MAR fit stored in ``ds``, with the delta
+    ``settings`` (``config["sensitivity"]["delta"]``) and the fit settings ``fit``
+    (``config["fit"]``; ``n_init`` from the delta settings, no nested starts). Tables with a
+    ``note`` where the analysis does not apply."""
+    variables = target["variables"]
+    if variables is None:
+        variables = np.flatnonzero(np.isnan(X).any(axis=0)).tolist()
+    fitted = target["model"] in ds["model"].values.tolist()
+    reference = reference_model(ds, target) if fitted else None
+    if not variables:
+        return empty_tables("the data set has no missing value on this mask")
+    if reference is None:
+        return empty_tables(
+            f"no {target['model']} mixture was fitted to {target['dataset']} on this mask"
+        )
+    fit_settings = MixtureSettings.from_config(
+        {**fit, "n_init": settings["n_init"], "nested_starts": False}
+    )
+    options = {key: settings[key] for key in ("n_draws", "conclusion", "component", "threshold")}
+    return delta_adjustment(
+        X,
+        reference,
+        variables=variables,
+        deltas=settings["deltas"],
+        n_components=target["n_components"],
+        covariance_type=target["model"],
+        settings=fit_settings,
+        random_state=root_seed,
+        **options,
+    )
