@@ -170,13 +170,7 @@ def match_labels(labels_true, labels_pred) -> dict[int, int]:
 
     Solves the linear assignment problem that maximises the total overlap (sum of matched
     contingency-table cells), each true label receiving at most one predicted label.
-
-    Parameters
-    ----------
-    labels_true : array_like of int, shape (n_samples,)
-        Reference labels (any integers).
-    labels_pred : array_like of int, shape (n_samples,)
-        Predicted labels (any integers), same length.
+    Arguments as for :func:`adjusted_rand_index`.
 
     Returns
     -------

@@ -164,41 +164,15 @@ def fit_image_mixture(
     return model.fit(features.X), features
 
 
-def segment(
-    image,
-    n_components: int,
-    *,
-    covariance_type: str = "full",
-    coordinate_weight: float = 0.0,
-    n_init: int = 8,
-    random_state=0,
-) -> np.ndarray:
+def segment(image, n_components: int, **options) -> np.ndarray:
     """Label map (height, width) of each pixel's most probable mixture component.
 
-    Parameters
-    ----------
-    image : array-like, shape (height, width) or (height, width, n_channels)
-        Colours in [0, 1]; ``NaN`` marks a missing entry (handled by exact EM).
-    n_components : int
-        Number of mixture components K (segments).
-    covariance_type, n_init, random_state
-        As for :class:`em_lib.GaussianMixture`.
-    coordinate_weight : float, default 0.0
-        Weight of the pixel coordinates among the features (see :func:`pixel_features`).
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (height, width)
-        Component ``0 .. K - 1`` of every pixel.
+    ``image`` (height, width) or (height, width, n_channels) holds colours in [0, 1], ``NaN``
+    marking a missing entry (handled by exact EM); ``options`` are those of
+    :func:`fit_image_mixture` (``covariance_type``, ``coordinate_weight``, ``n_init``,
+    ``random_state``). Returns int64 components ``0 .. K - 1`` of every pixel.
     """
-    model, features = fit_image_mixture(
-        image,
-        n_components,
-        covariance_type=covariance_type,
-        coordinate_weight=coordinate_weight,
-        n_init=n_init,
-        random_state=random_state,
-    )
+    model, features = fit_image_mixture(image, n_components, **options)
     return model.predict(features.X).astype(np.int64).reshape(features.shape[:2])
 
 
@@ -306,25 +280,11 @@ class Restoration:
     model: GaussianMixture
 
 
-def restore_image(
-    damaged,
-    n_components: int,
-    *,
-    covariance_type: str = "full",
-    coordinate_weight: float = 0.0,
-    n_init: int = 8,
-    random_state=0,
-) -> Restoration:
+def restore_image(damaged, n_components: int, **options) -> Restoration:
     """Fill the missing colours of ``damaged`` (NaN entries) with the mixture's conditional
-    expectation, and with channel means for comparison; see :class:`Restoration`."""
-    model, features = fit_image_mixture(
-        damaged,
-        n_components,
-        covariance_type=covariance_type,
-        coordinate_weight=coordinate_weight,
-        n_init=n_init,
-        random_state=random_state,
-    )
+    expectation, and with channel means for comparison; see :class:`Restoration`.
+    ``options`` are those of :func:`fit_image_mixture`."""
+    model, features = fit_image_mixture(damaged, n_components, **options)
     original = check_image(damaged)
     missing = np.isnan(original)
     restored = np.where(missing, features.to_image(model.impute(features.X)), original)

@@ -51,14 +51,19 @@ def test_none_mechanism():
         make_missing(X, "none", 0.1, random_state=0)
 
 
+@pytest.mark.parametrize("own_missing", [False, True])
 @pytest.mark.parametrize("mechanism", ["MCAR", "MAR", "MNAR"])
-def test_reproducible_from_seed(mechanism):
+def test_reproducible_from_seed(mechanism, own_missing):
     X = _normal_data(n=500)
+    if own_missing:  # the data's own missing values stay, the mask is drawn around them
+        X[np.random.default_rng(3).random(X.shape) < 0.05] = np.nan
     a = make_missing(X, mechanism, 0.3, random_state=42)
     b = make_missing(X, mechanism, 0.3, random_state=np.random.SeedSequence(42))
     c = make_missing(X, mechanism, 0.3, random_state=43)
     np.testing.assert_array_equal(a.mask, b.mask)
+    np.testing.assert_array_equal(np.isnan(a.X_missing), np.isnan(b.X_missing))
     assert not np.array_equal(a.mask, c.mask)
+    assert not (a.mask & np.isnan(X)).any()
 
 
 def test_mcar_is_unrelated_to_values():

@@ -44,17 +44,6 @@ def test_own_missing_values_are_kept_and_rates_add_up(mechanism, rate):
     assert (~np.isnan(result.X_missing)).any(axis=1).all()
 
 
-@pytest.mark.parametrize("mechanism", ["MCAR", "MAR", "MNAR"])
-def test_reproducible_from_seed_with_own_missing(mechanism):
-    X = _incomplete_data(n=300)
-    a = make_missing(X, mechanism, 0.25, random_state=11)
-    b = make_missing(X, mechanism, 0.25, random_state=np.random.SeedSequence(11))
-    c = make_missing(X, mechanism, 0.25, random_state=12)
-    np.testing.assert_array_equal(a.mask, b.mask)
-    np.testing.assert_array_equal(a.X_missing, b.X_missing)
-    assert not np.array_equal(a.mask, c.mask)
-
-
 @pytest.mark.parametrize(
     ("mechanism", "expected"),
     [

@@ -137,16 +137,8 @@ def image_analysis(
     curve = pd.DataFrame(rows, columns=["rate", "method", "ari"])
 
     X_obs = np.where(mask, np.nan, X)
-    damaged_model = stored_model(
-        ds,
-        dataset=dataset,
-        model=model,
-        mechanism=mechanism,
-        missing_rate=missing_rate,
-        replicate=replicate,
-        method="em",
-        n_components=n_components,
-    )
+    damage = {"mechanism": mechanism, "missing_rate": missing_rate}
+    damaged_model = stored_model(ds, **{**reference, **damage, "n_components": n_components})
     colour_mask = mask[:, :n_channels]
     colours = image.reshape(-1, n_channels)[pixel_index]
     damaged_colours = np.where(colour_mask, np.nan, colours)
