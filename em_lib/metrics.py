@@ -127,26 +127,11 @@ def adjusted_rand_index(labels_true, labels_pred) -> float:
     two labellings agree on every pair (e.g. both are a single cluster, both are all
     singletons, fewer than two samples, or empty input) the result is 1.0.
 
-    Parameters
-    ----------
-    labels_true : array_like of int, shape (n_samples,)
-        Reference labels (any integers).
-    labels_pred : array_like of int, shape (n_samples,)
-        Predicted labels (any integers), same length.
-
-    Returns
-    -------
-    ari : float
-        In ``[-1, 1]``; 1 for identical partitions (up to relabelling), about 0 for chance.
-
-    Raises
-    ------
-    ValueError
-        If an input is not 1-D, is not integer-valued, or the lengths differ.
+    Arguments and errors as for :func:`contingency_table`. Returns a float in ``[-1, 1]``:
+    1 for identical partitions (up to relabelling), about 0 for chance.
     """
-    t, p = _label_pair(labels_true, labels_pred)
-    table, _, _ = _contingency_with_classes(t, p)
-    n = int(t.shape[0])
+    table = contingency_table(labels_true, labels_pred)
+    n = int(table.sum())
 
     def pairs(counts: np.ndarray) -> int:
         c = counts.astype(np.int64)
@@ -170,7 +155,7 @@ def match_labels(labels_true, labels_pred) -> dict[int, int]:
 
     Solves the linear assignment problem that maximises the total overlap (sum of matched
     contingency-table cells), each true label receiving at most one predicted label.
-    Arguments as for :func:`adjusted_rand_index`.
+    Arguments as for :func:`contingency_table`.
 
     Returns
     -------
@@ -203,7 +188,7 @@ def classification_accuracy_after_matching(labels_true, labels_pred) -> float:
 
     The predicted labels are relabelled with :func:`match_labels` (maximum-overlap one-to-one
     assignment); samples in unmatched predicted clusters count as errors. Arguments as for
-    :func:`adjusted_rand_index`; the result is in ``[0, 1]``.
+    :func:`contingency_table`; the result is in ``[0, 1]``.
 
     Raises
     ------

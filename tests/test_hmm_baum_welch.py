@@ -16,6 +16,11 @@ from em_lib.numerics import hmm as H
 from em_lib.numerics.covariance import COVARIANCE_TYPES, any_to_full
 
 
+def fit_sequences(data, model, **options):
+    """Baum-Welch on simulated sequences from the starting model ``model`` (a dict)."""
+    return H.fit_hmm_em(data.X, data.lengths, **model, **options)
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**31 - 1),
@@ -82,10 +87,9 @@ def test_numba_and_numpy_engines_give_the_same_fit():
     data = make_hmm_sequences([60, 40, 30], 2, 2, random_state=2)
     model = random_model(rng, 2, 2, 2, "full")
     fits = [
-        H.fit_hmm_em(
-            data.X,
-            data.lengths,
-            **model,
+        fit_sequences(
+            data,
+            model,
             covariance_type="full",
             tol=0.0,
             max_iter=6,
@@ -127,10 +131,9 @@ def test_trajectory_matches_hmmlearn(covariance_type):
         warnings.simplefilter("ignore")
         reference.fit(data.X, data.lengths)
     # hmmlearn's covars_prior=0 / covars_weight=1 is the plain ML update: reg_covar=0 here
-    fit = H.fit_hmm_em(
-        data.X,
-        data.lengths,
-        **model,
+    fit = fit_sequences(
+        data,
+        model,
         covariance_type=covariance_type,
         tol=0.0,
         max_iter=n_iter,
@@ -153,10 +156,9 @@ def test_dirichlet_priors_give_the_map_update():
     model = random_model(rng, 1, 2, 1, "diag")
     alpha_t = np.array([[5.0, 0.5], [2.0, 3.0]])
     alpha_s = np.array([3.0, 0.5])
-    fit = H.fit_hmm_em(
-        data.X,
-        data.lengths,
-        **model,
+    fit = fit_sequences(
+        data,
+        model,
         covariance_type="diag",
         tol=0.0,
         max_iter=1,
@@ -170,10 +172,9 @@ def test_dirichlet_priors_give_the_map_update():
     np.testing.assert_allclose(fit.transmat[0], trans / trans.sum(1, keepdims=True))
     np.testing.assert_allclose(fit.startprob[0], start / start.sum())
     # the penalised objective still climbs
-    fit = H.fit_hmm_em(
-        data.X,
-        data.lengths,
-        **model,
+    fit = fit_sequences(
+        data,
+        model,
         covariance_type="diag",
         tol=0.0,
         max_iter=10,
