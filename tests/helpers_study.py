@@ -126,6 +126,28 @@ SELECTED = {0: 2, 1: 2, 2: 2, 3: 3}
 FAILED_FIT = {"n_components": 3, "replicate": 1}
 
 
+def fit_variables(cell, cell_shape, k_cell, fit_bic, fit_failed):
+    """The fitted-model criteria and flags of the toy aggregate (``cell`` labels a variable)."""
+    variables = {
+        "fit_log_likelihood": (np.broadcast_to(-100.0 - k_cell, cell_shape).copy(), "nat"),
+        "fit_bic": (fit_bic, "nat"),
+        "fit_aic": (fit_bic - 1.0, "nat"),
+        "fit_icl": (fit_bic + 1.0, "nat"),
+        "fit_n_iter": (np.full(cell_shape, 20, dtype=np.int64), "1"),
+        "fit_converged": (~fit_failed, "1"),
+        "fit_failed": (fit_failed, "1"),
+        "fit_failure_reason": (np.where(fit_failed, "collapse", "").astype(object), "1"),
+    }
+    return {
+        name: cell(
+            values,
+            f"{name[4:].upper() if name[4:] in ('bic', 'aic', 'icl') else name[4:]} of the fitted model",
+            units,
+        )
+        for name, (values, units) in variables.items()
+    }
+
+
 def toy_results(with_hmm: bool = False) -> xr.Dataset:
     """A results set with one data set ``toy`` (true K = 2), model full (and hmm), K 1..3,
     MCAR 20 %, four replicates, methods em and mean_impute, ten random starts per cell.
@@ -206,20 +228,7 @@ def toy_results(with_hmm: bool = False) -> xr.Dataset:
             "failure_reason": start(np.where(failed, "collapse", "").astype(object), "reason"),
             "means_rmse": start(means_rmse, "mean error", "data unit"),
             "ari": start(np.full(shape, 0.9), "ARI"),
-            "fit_log_likelihood": cell(
-                np.broadcast_to(-100.0 - k_cell, cell_shape).copy(),
-                "log-likelihood of the fitted model",
-                "nat",
-            ),
-            "fit_bic": cell(fit_bic, "BIC of the fitted model", "nat"),
-            "fit_aic": cell(fit_bic - 1.0, "AIC of the fitted model", "nat"),
-            "fit_icl": cell(fit_bic + 1.0, "ICL of the fitted model", "nat"),
-            "fit_n_iter": cell(np.full(cell_shape, 20, dtype=np.int64), "iterations"),
-            "fit_converged": cell(~fit_failed, "converged"),
-            "fit_failed": cell(fit_failed, "failed"),
-            "fit_failure_reason": cell(
-                np.where(fit_failed, "collapse", "").astype(object), "reason"
-            ),
+            **fit_variables(cell, cell_shape, k_cell, fit_bic, fit_failed),
             "fit_means_rmse": cell(
                 np.broadcast_to(0.1 * k_cell, cell_shape).copy(),
                 "mean error of the fitted model",
