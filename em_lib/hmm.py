@@ -59,10 +59,16 @@ class GaussianHMM(EstimatorMixin):
         ``tol = tol_hmmlearn / n_samples`` for the same rule).
     n_init : int, default 10
         Number of starts, all fitted in one batched run.
-    init : {"gmm", "random"}, default "gmm"
+    init : {"auto", "gmm", "random"}, default "auto"
         Strategy for the parameters named in ``init_params``; see
-        :func:`em_lib.numerics.hmm.initial_hmm_parameters` ("gmm": em_lib's Gaussian
-        mixture fitted on the pooled data, transitions from its consecutive posteriors).
+        :func:`em_lib.numerics.hmm.initial_hmm_parameters`. ``"auto"`` mixes kinds of start
+        by index: start 0 from em_lib's Gaussian mixture fitted on the pooled data, the
+        others in turn from k-means on random halves of the rows, from random rows as means
+        with persistent random transitions, and from mixtures started at random rows
+        (:func:`em_lib.numerics.hmm.hmm_start_kinds`). Changed: the default was ``"gmm"``,
+        which remains available and gives the previous behaviour (every start from the
+        k-means-initialised mixture, transitions from its consecutive posteriors; its starts
+        often all reach the same optimum).
     init_params : str, default "stmc"
         Parameters initialised by ``init`` (s: startprob, t: transmat, m: means,
         c: covariances). Those left out are taken from ``startprob_``, ``transmat_``,
@@ -97,12 +103,26 @@ class GaussianHMM(EstimatorMixin):
         tied), as hmmlearn's does.
     covariances_ : the same covariances in the type's own shape
     converged_ : bool
+        True if the kept start met ``tol`` in the batch or the polishing tolerance.
     n_iter_ : int
+        Baum-Welch iterations of the kept start, batch and polishing together.
     starts_ : :class:`em_lib.numerics.hmm.HMMFit`
-        Per-start results: ``trace`` (mean per-step log-likelihood per iteration, NaN after
-        stopping), ``n_iter``, ``converged``, ``log_likelihood``, ``failed``,
-        ``failure_reason`` and the parameters of every start.
+        Per-start results as the batch stopped at ``tol`` (before polishing): ``trace``
+        (mean per-step log-likelihood per iteration, NaN after stopping), ``n_iter``,
+        ``converged``, ``log_likelihood``, ``failed``, ``failure_reason`` and the parameters
+        of every start.
+    start_origin_ : array of str
+        The kind of every start (``gmm``, ``kmeans-subset``, ``random-persistent``,
+        ``gmm-random_from_data``, ``random``; ``user`` when ``init_params`` is empty).
+    polish_ : :class:`em_lib.numerics.hmm.HMMFit` or None
+        After the batch, the best starts at distinct optima (up to 3) are continued by
+        Baum-Welch to a relative change of 1e-8 of the total log-likelihood (at most
+        ``10 * n_iter`` more iterations; :class:`em_lib.numerics.hmm.HMMSettings`'s
+        ``polish_tol`` and ``polish_starts``) and the best is kept: these are the polished
+        starts (rows ``fit_result_.polished_starts`` of ``starts_``); None when nothing was
+        polished (``n_iter=0``).
     best_start_ : int
+        Row of ``starts_`` whose (polished) solution was kept.
     fit_result_ : :class:`em_lib.numerics.hmm.HMMFitResult`
         What :func:`em_lib.numerics.hmm.fit_hmm` returned (the attributes above come from it).
     n_features_in_ : int
@@ -125,8 +145,9 @@ class GaussianHMM(EstimatorMixin):
       True only when the tolerance was met, never merely because ``n_iter`` was reached (a
       :class:`~em_lib._estimator.ConvergenceWarning` is issued then, as by em_lib's
       ``GaussianMixture``);
-    * the default initialisation fits a Gaussian mixture (hmmlearn: k-means means, the data
-      covariance and Dirichlet(1/K) random start/transition rows);
+    * the default initialisation mixes kinds of start, the first a fitted Gaussian mixture
+      (hmmlearn: k-means means, the data covariance and Dirichlet(1/K) random
+      start/transition rows), and the best starts are polished to a tight tolerance;
     * the emission M-step adds ``reg_covar`` to the covariance diagonals (scikit-learn);
       hmmlearn's ``min_covar`` (used at initialisation), ``covars_prior``/``covars_weight`` and
       ``means_prior``/``means_weight`` are not offered; use ``prior`` for a conjugate prior;
@@ -148,7 +169,7 @@ class GaussianHMM(EstimatorMixin):
         n_iter=100,
         tol=1e-4,
         n_init=10,
-        init="gmm",
+        init="auto",
         init_params="stmc",
         params="stmc",
         reg_covar=1e-6,
@@ -349,6 +370,8 @@ class GaussianHMM(EstimatorMixin):
             result = self._initialisation_only(result)
         self.fit_result_ = result
         self.starts_ = result.starts
+        self.start_origin_ = result.origin
+        self.polish_ = result.polish
         self.best_start_ = result.best_start
         self.startprob_ = result.startprob
         self.transmat_ = result.transmat

@@ -342,11 +342,15 @@ def test_selected_models_read_the_stored_fit():
         model, k = str(best["model"].item()), int(best["n_components"].item())
         assert f"selects {model} with K = {k} on the data as given" in caption
         columns = ds["feature"].values[ds["has_feature"].sel(dataset=name).values].tolist()
-        assert frame.columns.tolist() == ["component", "weight", *columns]
+        assert frame.columns.tolist() == ["component", "weight", "rows (expected)", *columns]
         chosen = cells.sel(model=model, n_components=k, feature=columns)
         np.testing.assert_array_equal(frame["weight"], chosen["weights"].values[:k])
+        n_rows = float(ds["n_rows"].sel(dataset=name))
+        np.testing.assert_allclose(frame["rows (expected)"], chosen["weights"].values[:k] * n_rows)
+        tiny = (frame["rows (expected)"] < len(columns) + 1).any()
+        assert ("likely spurious" in caption) == bool(tiny)
         np.testing.assert_array_equal(frame[columns].to_numpy(), chosen["means"].values[:k])
-    assert models["air"][0].shape[1] == 2 + 4  # the airquality columns by name
+    assert models["air"][0].shape[1] == 3 + 4  # the airquality columns by name
 
 
 def test_glance_items_count_the_design():

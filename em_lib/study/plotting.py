@@ -512,7 +512,7 @@ def missingness_figure(
     _legend_below(fig, handles, names)
     fig.get_layout_engine().set(rect=(0, 0.07, 1, 0.93))
     fig.suptitle(
-        f"model {model}, best start at the true K (at the selected K where the truth is unknown)",
+        f"model {model}, fitted model at the true K (at the selected K where the truth is unknown)",
         fontsize=9,
     )
     return fig

@@ -157,17 +157,24 @@ def key_findings(
             f"HMM: a median of {hmm_em['share_best'].median():.0%} of starts reach the best "
             f"optimum (median {hmm_em[needed].median():.0f} starts for {percent}%)."
         )
-    errors = missing[missing["metric"] == "means_rmse"]
-    if not errors.empty:
+    for metric, what in (
+        ("means_rmse", "the mean-parameter RMSE"),
+        ("imputation_rmse", "the RMSE of the imputed masked entries"),
+    ):
+        errors = missing[missing["metric"] == metric] if not missing.empty else missing
+        errors = errors[errors["missing_rate"] > 0] if not errors.empty else errors
+        if errors.empty:
+            continue
         top = errors[errors["missing_rate"] == errors["missing_rate"].max()]
-        pivot = top.groupby("method")["mean"].mean()
+        pivot = top.groupby("method")["mean"].mean().dropna()
         if method in pivot and len(pivot) > 1:
             others = ", ".join(f"{m} {v:.3f}" for m, v in pivot.items() if m != method)
             findings.append(
-                f"At {_rate(top['missing_rate'].iloc[0])} missing, the mean-parameter RMSE "
+                f"At {_rate(top['missing_rate'].iloc[0])} extra missing, {what} "
                 f"(averaged over data sets, models and mechanisms) is {pivot[method]:.3f} for "
                 f"{method} against {others}."
             )
+            break
     if tipping is not None and not tipping.empty and "tipping_delta" in tipping:
         points = tipping.dropna(subset=["tipping_delta"])
         base = tipping["conclusion_at_0"].iloc[0]
@@ -569,8 +576,19 @@ def selected_models(ds, criterion: str = "bic", method: str = "em") -> list:
         columns = ds["has_feature"].sel(dataset=dataset).values
         names = ds["feature"].values[columns].tolist()
         frame = pd.DataFrame(best["means"].values[:k][:, columns], columns=names)
-        frame.insert(0, "weight", best["weights"].values[:k])
+        weights = best["weights"].values[:k]
+        rows = weights * float(ds["n_rows"].sel(dataset=dataset))
+        frame.insert(0, "rows (expected)", rows)
+        frame.insert(0, "weight", weights)
         frame.insert(0, "component", range(k))
+        tiny = [str(c) for c in range(k) if rows[c] < len(names) + 1]
+        warning = (
+            f" Components {', '.join(tiny)} hold fewer rows than there are features plus one:"
+            " likely spurious (a variance pinned near reg_covar); consider fit.prior: default"
+            " or a smaller K."
+            if tiny
+            else ""
+        )
         where = "the data as given" if mechanism == "none" else f"{mechanism} {_rate(min(rates))}"
         caption = (
             f"{criterion.upper()} selects {best['model'].item()} with K = {k} on "
@@ -578,7 +596,7 @@ def selected_models(ds, criterion: str = "bic", method: str = "em") -> list:
             f"{float(best['fit_log_likelihood']):.2f}, {criterion.upper()} "
             f"{float(best[f'fit_{criterion}']):.2f}, "
             f"{'converged' if bool(best['fit_converged']) else 'NOT converged'}. "
-            "Weights and component means (data units)."
+            "Weights, expected rows (weight x rows) and component means (data units)." + warning
         )
         out.append((f"{dataset}", frame, caption))
     return out

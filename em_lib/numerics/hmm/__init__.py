@@ -15,11 +15,13 @@ Modules
 :mod:`.results`
     :class:`HMMFit`, the per-start results of a batched fit
 :mod:`.init`
-    starting parameters (:func:`initial_hmm_parameters`)
+    starting parameters (:func:`initial_hmm_parameters`; the kind of every start:
+    :func:`hmm_start_kinds`)
 :mod:`.baum_welch`
     batched Baum-Welch (:func:`fit_hmm_em`)
 :mod:`.driver`
-    the fitting driver (:class:`HMMSettings`, :func:`fit_hmm`, :class:`HMMFitResult`)
+    the fitting driver (:class:`HMMSettings`, :func:`fit_hmm`, :class:`HMMFitResult`):
+    starts, batched Baum-Welch, polishing of the best distinct starts, the best start
 
 Parameter counts and information criteria are :mod:`em_lib.numerics.criteria`'s
 (``hmm_n_parameters`` is re-exported here).
@@ -39,11 +41,12 @@ from .forward_backward import (
     forward_backward_reference,
     viterbi,
 )
-from .init import INIT_STRATEGIES, initial_hmm_parameters
+from .init import AUTO_KINDS, INIT_STRATEGIES, hmm_start_kinds, initial_hmm_parameters
 from .priors import log_dirichlet_prior
 from .results import HMMFit
 
 __all__ = [
+    "AUTO_KINDS",
     "DECODERS",
     "ENGINES",
     "INIT_STRATEGIES",
@@ -59,6 +62,7 @@ __all__ = [
     "forward_backward",
     "forward_backward_reference",
     "hmm_n_parameters",
+    "hmm_start_kinds",
     "initial_hmm_parameters",
     "log_dirichlet_prior",
     "validate_parameters",

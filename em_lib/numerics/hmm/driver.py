@@ -4,8 +4,20 @@
 of every start (:func:`~em_lib.numerics.hmm.init.initial_hmm_parameters`, all drawn from one
 Generator), the parameters the caller fixed instead (``fixed``, for the letters left out of
 ``init_params``), the default emission prior, the batched Baum-Welch run
-(:func:`~em_lib.numerics.hmm.baum_welch.fit_hmm_em`) and the choice of the best start.
-:class:`em_lib.hmm.GaussianHMM` is a thin estimator over it.
+(:func:`~em_lib.numerics.hmm.baum_welch.fit_hmm_em`), the polishing of the best distinct
+starts and the choice of the best start. :class:`em_lib.hmm.GaussianHMM` is a thin estimator
+over it.
+
+Polishing: the batch stops every start at the loose ``tol`` (an absolute change of the mean
+per-step objective), where Baum-Welch, which converges linearly and often slowly, can still be
+nats away from its optimum. The best ``polish_starts`` starts at *distinct* optima (states
+matched by their means, :func:`em_lib.numerics.starts.same_solution`, within 0.1 data standard
+deviations: starts in one basin stopped at ``tol`` differ by less) are continued by plain
+Baum-Welch from their parameters until the total objective changes by less than
+``polish_tol`` relative, ``|L_t - L_{t-1}| / (1 + |L_t|)`` (as the mixtures' polishing; at
+most ``10 * max_iter`` more iterations), and the best polished start is kept. Polishing only
+climbs, so the kept objective is never below the best unpolished one; ``polish_tol=None``
+gives the unpolished best exactly.
 
 Settings live in :class:`HMMSettings`, built from an estimator's parameters or from the
 workflow's ``fit`` and ``hmm`` config sections (:meth:`HMMSettings.from_config`).
@@ -19,11 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..covariance import check_covariance_type
+from ..fitting import POLISH_SLACK, SAME_SOLUTION_TOLERANCE
 from ..prior import ConjugatePrior, default_prior
-from ..starts import as_generator
+from ..starts import as_generator, same_solution
 from .baum_welch import fit_hmm_em
 from .checks import ENGINES, check_params, check_sequences
-from .init import INIT_STRATEGIES, initial_hmm_parameters
+from .init import INIT_STRATEGIES, hmm_start_kinds, initial_hmm_parameters
 from .results import HMMFit
 
 __all__ = ["FIXED_LETTERS", "HMMFitResult", "HMMSettings", "fit_hmm"]
@@ -66,8 +79,9 @@ class HMMSettings:
     ----------
     n_init : int
         Starts, all fitted in one batched run.
-    init : {"gmm", "random"}
-        Start strategy of :func:`~em_lib.numerics.hmm.init.initial_hmm_parameters`.
+    init : {"auto", "gmm", "random"}
+        Start strategy of :func:`~em_lib.numerics.hmm.init.initial_hmm_parameters`
+        (``"auto"``, the default, mixes kinds of start; ``"gmm"`` was the default before).
     tol : float
         Absolute tolerance on the change of the mean per-observed-step objective.
     max_iter : int
@@ -86,10 +100,16 @@ class HMMSettings:
         as ``fixed``.
     engine : {"auto", "numba", "numpy"}
         Forward-backward engine.
+    polish_tol : float or None
+        Relative tolerance, ``|L_t - L_{t-1}| / (1 + |L_t|)`` on the total objective, to
+        which the best distinct starts are polished after the batch (see the module
+        docstring); None turns polishing off.
+    polish_starts : int
+        Starts at distinct optima polished at most.
     """
 
     n_init: int = 10
-    init: str = "gmm"
+    init: str = "auto"
     tol: float = 1e-4
     max_iter: int = 100
     reg_covar: float = 1e-6
@@ -99,6 +119,8 @@ class HMMSettings:
     params: str = "stmc"
     init_params: str = "stmc"
     engine: str = "auto"
+    polish_tol: float | None = 1e-8
+    polish_starts: int = 3
 
     def validate(self) -> HMMSettings:
         """Raise ValueError naming the first invalid setting; returns self."""
@@ -127,6 +149,9 @@ class HMMSettings:
             )
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}, got {self.engine!r}")
+        if self.polish_tol is not None:
+            _check_nonnegative(self.polish_tol, "polish_tol")
+        _check_count(self.polish_starts, "polish_starts")
         return self
 
     @classmethod
@@ -135,7 +160,8 @@ class HMMSettings:
         ``workflow/schemas/config.schema.yaml``).
 
         Read: ``fit.n_init``, ``fit.tol``, ``fit.max_iter``, ``fit.reg_covar``, ``fit.prior``
-        (``none`` means no prior) and ``hmm.init``; a missing key keeps the default here.
+        (``none`` means no prior) and ``hmm.init``; a missing key keeps the default here
+        (polishing keeps its defaults: ``fit.polish_tol`` is the mixtures' setting).
         Not settings of the HMM fit: ``fit.init_params`` (the mixtures' start strategy),
         ``fit.starts_per_job`` (the workflow's chunking), ``hmm.enabled`` and
         ``hmm.covariance_type`` (an argument of :func:`fit_hmm`).
@@ -168,24 +194,38 @@ class HMMFitResult:
     Attributes
     ----------
     starts : HMMFit
-        Every start of the batched Baum-Welch run.
+        Every start of the batched Baum-Welch run, as it stopped at ``tol`` (before
+        polishing).
+    origin : (n_init,) array of str
+        How each start was made (:func:`~em_lib.numerics.hmm.init.hmm_start_kinds`:
+        ``gmm``, ``kmeans-subset``, ``random-persistent``, ``gmm-random_from_data``,
+        ``random``), or ``user`` when ``init_params`` is empty (every parameter given).
+    polish : HMMFit or None
+        The polished starts (rows ``polished_starts`` of ``starts``); None when polishing is
+        off or kept nothing.
+    polished_starts : (n_polished,) int array
     best_start : int
-        Row of ``starts`` that is the fit (highest objective among the starts that did not
-        fail).
+        Row of ``starts`` whose (polished, where polished) solution is the fit: the highest
+        objective among the starts that did not fail.
     startprob : (K,) array
     transmat : (K, K) array
     means : (K, d) array
     covariances : the covariance type's own shape, no init axis
     log_likelihood : float
-        Observed-data log-likelihood of the best start, summed over sequences.
+        Observed-data log-likelihood of the fit, summed over sequences.
     converged : bool
-        True only if the best start met ``tol``.
+        True if the chosen start met ``tol`` in the batch or ``polish_tol`` when polished.
     n_iter : int
+        Baum-Welch iterations of the chosen start, both stages.
     trace : (n_iter,) array
-        Per-observed-step objective of the best start per iteration, NaN removed.
+        Per-observed-step objective of the chosen start per iteration, both stages, NaN
+        removed.
     """
 
     starts: HMMFit
+    origin: np.ndarray
+    polish: HMMFit | None
+    polished_starts: np.ndarray
     best_start: int
     startprob: np.ndarray
     transmat: np.ndarray
@@ -245,6 +285,68 @@ def _fixed_starts(fixed, init_params, n_init, shapes):
     return starts
 
 
+def _distinct_best(fit: HMMFit, scale, limit):
+    """Up to ``limit`` starts at distinct optima (states matched by their means), best
+    objective first."""
+    objective = np.where(fit.failed, -np.inf, fit.objective)
+    no_weights = np.zeros(fit.means.shape[1])  # compare the means only
+    chosen = []
+    for start in np.argsort(-objective, kind="stable"):
+        if not np.isfinite(objective[start]) or len(chosen) == limit:
+            break
+        if not any(
+            same_solution(
+                no_weights,
+                fit.means[start],
+                no_weights,
+                fit.means[other],
+                scale,
+                SAME_SOLUTION_TOLERANCE,
+            )
+            for other in chosen
+        ):
+            chosen.append(int(start))
+    return np.array(chosen, dtype=int)
+
+
+def _polish(X, lengths, fit: HMMFit, settings: HMMSettings, prior):
+    """(polished HMMFit, rows of ``fit`` polished, row of the best polished start) or None
+    when polishing found nothing usable at least as good as the unpolished best."""
+    scale = np.sqrt(np.nanvar(X, axis=0)) + 1e-300
+    chosen = _distinct_best(fit, scale, settings.polish_starts)
+    if chosen.size == 0:
+        return None
+    reference = float(fit.objective[chosen[0]])
+    # the relative rule on the total objective as fit_hmm_em's absolute per-step tolerance
+    tol = settings.polish_tol * (1.0 + abs(reference)) / fit.n_samples
+    polish = fit_hmm_em(
+        X,
+        lengths,
+        fit.startprob[chosen],
+        fit.transmat[chosen],
+        fit.means[chosen],
+        fit.covariances[chosen],
+        fit.covariance_type,
+        tol=tol,
+        max_iter=10 * settings.max_iter,
+        reg_covar=settings.reg_covar,
+        prior=prior,
+        startprob_prior=settings.startprob_prior,
+        transmat_prior=settings.transmat_prior,
+        params=settings.params,
+        engine=settings.engine,
+    )
+    score = np.where(polish.failed, -np.inf, polish.objective)
+    row = int(np.argmax(score))
+    if not np.isfinite(score[row]) or score[row] < reference - POLISH_SLACK * (1 + abs(reference)):
+        return None  # polishing failed; keep the unpolished best
+    return polish, chosen, row
+
+
+def _stage_trace(trace_row):
+    return trace_row[~np.isnan(trace_row)]
+
+
 def fit_hmm(
     X,
     lengths,
@@ -255,7 +357,8 @@ def fit_hmm(
     *,
     fixed=None,
 ) -> HMMFitResult:
-    """Fit a Gaussian HMM from ``settings.n_init`` starts at once and keep the best.
+    """Fit a Gaussian HMM from ``settings.n_init`` starts at once, polish the best distinct
+    starts (``settings.polish_tol``) and keep the best.
 
     Parameters
     ----------
@@ -314,6 +417,7 @@ def fit_hmm(
         for key, letter in FIXED_LETTERS.items():
             if letter in settings.init_params:
                 start[key] = made[key]
+    prior = settings.prior_for(X, n_components, covariance_type)
     fit = fit_hmm_em(
         X,
         lengths,
@@ -325,23 +429,38 @@ def fit_hmm(
         tol=settings.tol,
         max_iter=settings.max_iter,
         reg_covar=settings.reg_covar,
-        prior=settings.prior_for(X, n_components, covariance_type),
+        prior=prior,
         startprob_prior=settings.startprob_prior,
         transmat_prior=settings.transmat_prior,
         params=settings.params,
         engine=settings.engine,
     )
     best = fit.best_or_raise()
-    trace = fit.trace[best]
+    origin = hmm_start_kinds(settings.init, n_init) if settings.init_params else ["user"] * n_init
+    chosen, row, polish, polished_rows = fit, best, None, np.zeros(0, dtype=int)
+    trace = _stage_trace(fit.trace[best])
+    converged, n_iter = bool(fit.converged[best]), int(fit.n_iter[best])
+    if settings.polish_tol is not None and settings.params:
+        polished = _polish(X, lengths, fit, settings, prior)
+        if polished is not None:
+            polish, polished_rows, row = polished
+            best = int(polished_rows[row])
+            chosen = polish
+            trace = np.concatenate([_stage_trace(fit.trace[best]), _stage_trace(polish.trace[row])])
+            converged = bool(fit.converged[best] or polish.converged[row])
+            n_iter = int(fit.n_iter[best] + polish.n_iter[row])
     return HMMFitResult(
         starts=fit,
+        origin=np.array(origin, dtype=object),
+        polish=polish,
+        polished_starts=polished_rows,
         best_start=best,
-        startprob=fit.startprob[best].copy(),
-        transmat=fit.transmat[best].copy(),
-        means=fit.means[best].copy(),
-        covariances=fit.covariances[best].copy(),
-        log_likelihood=float(fit.log_likelihood[best]),
-        converged=bool(fit.converged[best]),
-        n_iter=int(fit.n_iter[best]),
-        trace=trace[~np.isnan(trace)],
+        startprob=chosen.startprob[row].copy(),
+        transmat=chosen.transmat[row].copy(),
+        means=chosen.means[row].copy(),
+        covariances=chosen.covariances[row].copy(),
+        log_likelihood=float(chosen.log_likelihood[row]),
+        converged=converged,
+        n_iter=n_iter,
+        trace=trace,
     )

@@ -1,4 +1,41 @@
-"""Starting parameters of a batched HMM fit (``n_init`` starts from one Generator)."""
+"""Starting parameters of a batched HMM fit (``n_init`` starts from one Generator).
+
+Strategies (:func:`initial_hmm_parameters`; :func:`hmm_start_kinds` names the kind of every
+start):
+
+``"gmm"``
+    every start from em_lib's mixture EM on the pooled data, started from k-means
+    (k-means++ seeds) and run briefly; transitions from the mixture's consecutive posteriors.
+``"random"``
+    random rows as means, the pooled data covariance, flat Dirichlet start and transition
+    rows.
+``"auto"`` (the default of :class:`em_lib.hmm.GaussianHMM` and :class:`~.driver.HMMSettings`)
+    start 0 is a ``gmm`` start; the others cycle, by index, through
+
+    ``kmeans-subset``
+        k-means on its own random half of the rows (own seeds and subset); emissions from
+        the clusters, transitions from the consecutive label counts + 1;
+    ``random-persistent``
+        random rows as means, the pooled covariance, transition rows from a Dirichlet with
+        extra weight on the diagonal (expected self-transition 0.8);
+    ``gmm-random_from_data``
+        a ``gmm`` start whose mixture EM starts from random rows as centres instead of
+        k-means.
+
+    Why: the ``gmm`` starts all run the same deterministic kind of mixture fit on the
+    pooled data, and k-means++ seeds of well-structured data mostly reach the same
+    partition, so every start can land in one mixture optimum and then in one HMM optimum
+    (on a real series all 200 ``gmm`` starts did). The pooled mixture is still the best
+    single guess (the HMM's stationary marginal), so start 0 keeps it. Subset k-means
+    perturbs the partition by resampling while staying data-driven; random-row means with
+    persistent transitions let the chain's time structure (rather than the marginal) decide
+    where the states go, the kind of start hmmlearn relies on; mixtures from random centres
+    reach the mixture optima k-means does not. Each kind found, on some benchmark series, an
+    optimum the others missed.
+
+The random stream: ``"auto"`` draws the starts of each kind as one batch, kinds in the order
+above, all from the one Generator; with ``n_init=1`` it is exactly ``"gmm"``.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +43,19 @@ import numpy as np
 
 from ..covariance import check_covariance_type
 from ..criteria import logsumexp
-from ..init import initial_parameters
+from ..init import assign, initial_parameters
 from ..mixture_em import fit_mixture_em
 from ..starts import as_generator
 from .checks import check_sequences
 from .emissions import column_centre, emission_log_prob
 
-INIT_STRATEGIES = ("gmm", "random")
+INIT_STRATEGIES = ("auto", "gmm", "random")
+AUTO_KINDS = ("gmm", "kmeans-subset", "random-persistent", "gmm-random_from_data")
+AUTO_CYCLE = AUTO_KINDS[1:]  # the kinds of starts 1, 2, ... of "auto", in turn
+SUBSET_FRACTION = 0.5  # of the observed rows, for a kmeans-subset start
+PERSISTENCE = 0.8  # expected self-transition of a random-persistent start
 
-__all__ = ["INIT_STRATEGIES", "initial_hmm_parameters"]
+__all__ = ["AUTO_KINDS", "INIT_STRATEGIES", "hmm_start_kinds", "initial_hmm_parameters"]
 
 
 def _data_covariance(X):
@@ -51,6 +92,139 @@ def _pair_rows(offsets):
     )
 
 
+def hmm_start_kinds(init, n_init) -> list[str]:
+    """What each of the ``n_init`` starts of strategy ``init`` is made from, in start order.
+
+    ``"gmm"`` and ``"random"`` make every start the same way. ``"auto"``: start 0 is
+    ``gmm``; the others cycle through ``kmeans-subset``, ``random-persistent`` and
+    ``gmm-random_from_data`` (see the module docstring).
+    """
+    if init not in INIT_STRATEGIES:
+        raise ValueError(f"init must be one of {list(INIT_STRATEGIES)}, got {init!r}")
+    n_init = int(n_init)
+    if init != "auto":
+        return [init] * n_init
+    return [AUTO_KINDS[0]] + [AUTO_CYCLE[i % len(AUTO_CYCLE)] for i in range(n_init - 1)]
+
+
+def _soft_transitions(X, offsets, weights, means, covariances, covariance_type):
+    """Transition rows from the consecutive mixture posteriors of every step,
+    ``sum_t r_tj r_{t+1,k} + 1`` normalised: (I, K, K)."""
+    center = column_centre(X)
+    log_resp = emission_log_prob(X, means, covariances, covariance_type, center)
+    log_resp += np.log(weights)[:, None, :]
+    log_resp -= logsumexp(log_resp, axis=-1)[..., None]
+    with np.errstate(under="ignore"):
+        resp = np.exp(log_resp)
+    first = _pair_rows(offsets)
+    counts = np.einsum("inj,ink->ijk", resp[:, first], resp[:, first + 1]) + 1.0
+    return counts / counts.sum(-1, keepdims=True)
+
+
+def _mixture_starts(X, offsets, pooled, k, covariance_type, count, method, rng, options):
+    """``count`` starts from em_lib's mixture EM on the pooled data (initialisation
+    ``method``, at most ``options["gmm_max_iter"]`` iterations): emissions and ``startprob``
+    from the mixture, transitions from its consecutive posteriors."""
+    reg_covar = options["reg_covar"]
+    data_covariances = _typed_from_full(options["data_cov"], covariance_type, count, k)
+    weights, means, covariances = initial_parameters(
+        pooled, k, covariance_type, count, method, rng, reg_covar=reg_covar
+    )
+    gmm = fit_mixture_em(
+        pooled,
+        weights,
+        means,
+        covariances,
+        covariance_type,
+        tol=options["gmm_tol"],
+        max_iter=options["gmm_max_iter"],
+        reg_covar=reg_covar,
+    )
+    good = ~gmm.failed
+    weights = np.where(good[:, None], gmm.weights, 1.0 / k)
+    means = np.where(good[:, None, None], gmm.means, means)
+    covariances = np.where(
+        good.reshape((-1,) + (1,) * (data_covariances.ndim - 1)), gmm.covariances, data_covariances
+    )
+    weights = np.maximum(weights, 1e-12)
+    weights /= weights.sum(-1, keepdims=True)
+    transmat = _soft_transitions(X, offsets, weights, means, covariances, covariance_type)
+    return {"startprob": weights, "transmat": transmat, "means": means, "covariances": covariances}
+
+
+def _random_rows(pooled, k, count, rng):
+    """Means of ``count`` starts: ``k`` distinct random rows each (fully observed rows when
+    there are at least ``k``, else rows with NaN replaced by column means)."""
+    points = pooled[~np.isnan(pooled).any(axis=1)]
+    if points.shape[0] < k:
+        points = np.where(np.isnan(pooled), column_centre(pooled), pooled)
+    return np.stack(
+        [points[rng.choice(points.shape[0], size=k, replace=False)] for _ in range(count)]
+    )
+
+
+def _subset_kmeans_starts(X, offsets, pooled, k, covariance_type, count, rng, options):
+    """``count`` starts, each from k-means (k-means++ seeds, Lloyd steps) on its own random
+    half of the observed rows: emissions and ``startprob`` from the clusters (a cluster with
+    fewer than ``d + 1`` rows gets the pooled data covariance), every step labelled by its
+    nearest centre, transitions from the consecutive label counts + 1 (pairs with an
+    all-NaN step left out)."""
+    n, d = pooled.shape
+    size = min(n, max(2 * k, int(round(SUBSET_FRACTION * n))))
+    center = column_centre(X)
+    filled = np.where(np.isnan(X), center, X) - center
+    observed = ~np.isnan(X).all(axis=1)
+    first = _pair_rows(offsets)
+    first = first[observed[first] & observed[first + 1]]
+    data_covariance = _typed_from_full(options["data_cov"], covariance_type, 1, k)[0]
+    startprob = np.empty((count, k))
+    transmat = np.empty((count, k, k))
+    means = np.empty((count, k, d))
+    covariances = _typed_from_full(options["data_cov"], covariance_type, count, k)
+    for start in range(count):
+        rows = np.sort(rng.choice(n, size=size, replace=False))
+        weights, mu, cov = initial_parameters(
+            pooled[rows], k, covariance_type, 1, "kmeans", rng, reg_covar=options["reg_covar"]
+        )
+        small = weights[0] * size < d + 1
+        if covariance_type != "tied" and small.any():
+            cov[0][small] = data_covariance[small]
+        labels = assign(filled, mu - center)[0]
+        counts = np.ones((k, k))
+        np.add.at(counts, (labels[first], labels[first + 1]), 1.0)
+        startprob[start] = np.maximum(weights[0], 1e-12) / np.maximum(weights[0], 1e-12).sum()
+        transmat[start] = counts / counts.sum(-1, keepdims=True)
+        means[start] = mu[0]
+        covariances[start] = cov[0]
+    return {
+        "startprob": startprob,
+        "transmat": transmat,
+        "means": means,
+        "covariances": covariances,
+    }
+
+
+def _persistent_random_starts(pooled, k, covariance_type, count, rng, options):
+    """``count`` starts: random distinct rows as means, the pooled data covariance for every
+    state, ``startprob`` ~ Dirichlet(1), transition rows ~ Dirichlet with extra weight on the
+    diagonal (expected self-transition ``PERSISTENCE``)."""
+    means = _random_rows(pooled, k, count, rng)
+    startprob = rng.dirichlet(np.ones(k), size=count)
+    extra = max((PERSISTENCE * k - 1.0) / (1.0 - PERSISTENCE), 0.0)
+    transmat = np.empty((count, k, k))
+    for row in range(k):
+        alpha = np.ones(k)
+        alpha[row] += extra
+        transmat[:, row] = rng.dirichlet(alpha, size=count)
+    covariances = _typed_from_full(options["data_cov"], covariance_type, count, k)
+    return {
+        "startprob": startprob,
+        "transmat": transmat,
+        "means": means,
+        "covariances": covariances,
+    }
+
+
 def initial_hmm_parameters(
     X,
     lengths,
@@ -58,7 +232,7 @@ def initial_hmm_parameters(
     covariance_type,
     n_init,
     *,
-    init="gmm",
+    init="auto",
     random_state=None,
     reg_covar=1e-6,
     gmm_init="kmeans",
@@ -69,18 +243,21 @@ def initial_hmm_parameters(
 
     Strategies
     ----------
-    ``"gmm"`` (the default of :class:`em_lib.hmm.GaussianHMM`): the mixture core's batched
-        initialisation (:func:`em_lib.numerics.init.initial_parameters`, method ``gmm_init``,
-        k-means++ seeds and Lloyd steps by default) on the pooled data, refined by a short
-        batched run of em_lib's mixture EM (:func:`~em_lib.numerics.mixture_em.fit_mixture_em`,
-        at most ``gmm_max_iter`` iterations). Emissions = the mixture components,
-        ``startprob`` = mixture weights, ``transmat`` rows from the soft transition counts of
-        consecutive mixture posteriors, ``sum_t r_tj r_{t+1,k} + 1`` normalised (the +1 keeps
-        every transition possible: Baum-Welch can never revive a zero). A start whose
-        mixture fit fails keeps its k-means means with the pooled data covariance.
-        Default because the pooled mixture is the HMM's stationary marginal: it puts the
-        emissions near a good optimum, the posterior-based transitions start the chain near
-        the data's persistence, and the k-means++ seeding keeps the starts diverse.
+    ``"auto"`` (the default of :class:`em_lib.hmm.GaussianHMM`): start 0 a ``"gmm"`` start,
+        the others in turn ``kmeans-subset``, ``random-persistent`` and
+        ``gmm-random_from_data`` starts (:func:`hmm_start_kinds`; the module docstring says
+        what each is and why the mix).
+    ``"gmm"``: the mixture core's batched initialisation
+        (:func:`em_lib.numerics.init.initial_parameters`, method ``gmm_init``, k-means++
+        seeds and Lloyd steps by default) on the pooled data, refined by a short batched run
+        of em_lib's mixture EM (:func:`~em_lib.numerics.mixture_em.fit_mixture_em`, at most
+        ``gmm_max_iter`` iterations). Emissions = the mixture components, ``startprob`` =
+        mixture weights, ``transmat`` rows from the soft transition counts of consecutive
+        mixture posteriors, ``sum_t r_tj r_{t+1,k} + 1`` normalised (the +1 keeps every
+        transition possible: Baum-Welch can never revive a zero). A start whose mixture fit
+        fails keeps its k-means means with the pooled data covariance. The pooled mixture is
+        the HMM's stationary marginal: it puts the emissions near a good optimum, but all
+        its starts may reach the same one.
     ``"random"``: means from distinct random rows (fully observed rows when there are at
         least ``K``, else rows with NaN replaced by column means), the pooled data covariance
         for every state, start and transition rows from a flat Dirichlet(1).
@@ -90,8 +267,7 @@ def initial_hmm_parameters(
     dict with ``startprob`` (I, K), ``transmat`` (I, K, K), ``means`` (I, K, d),
     ``covariances`` (typed).
     """
-    if init not in INIT_STRATEGIES:
-        raise ValueError(f"init must be one of {list(INIT_STRATEGIES)}, got {init!r}")
+    kinds = hmm_start_kinds(init, n_init)
     check_covariance_type(covariance_type)
     X, lengths, offsets = check_sequences(X, lengths)
     k = int(n_components)
@@ -103,50 +279,51 @@ def initial_hmm_parameters(
             f"need at least n_components={k} observed time steps, got {pooled.shape[0]}"
         )
     cov = _data_covariance(pooled)
-    data_covariances = _typed_from_full(cov, covariance_type, n_init, k)
     if init == "random":
-        points = pooled[~np.isnan(pooled).any(axis=1)]
-        if points.shape[0] < k:
-            points = np.where(np.isnan(pooled), column_centre(pooled), pooled)
-        means = np.stack(
-            [points[rng.choice(points.shape[0], size=k, replace=False)] for _ in range(n_init)]
-        )
+        means = _random_rows(pooled, k, n_init, rng)
         startprob = rng.dirichlet(np.ones(k), size=n_init)
         transmat = rng.dirichlet(np.ones(k), size=(n_init, k))
         return {
             "startprob": startprob,
             "transmat": transmat,
             "means": means,
-            "covariances": data_covariances,
+            "covariances": _typed_from_full(cov, covariance_type, n_init, k),
         }
-    weights, means, covariances = initial_parameters(
-        pooled, k, covariance_type, n_init, gmm_init, rng, reg_covar=reg_covar
-    )
-    gmm = fit_mixture_em(
-        pooled,
-        weights,
-        means,
-        covariances,
-        covariance_type,
-        tol=gmm_tol,
-        max_iter=gmm_max_iter,
-        reg_covar=reg_covar,
-    )
-    good = ~gmm.failed
-    weights = np.where(good[:, None], gmm.weights, 1.0 / k)
-    means = np.where(good[:, None, None], gmm.means, means)
-    covariances = np.where(
-        good.reshape((-1,) + (1,) * (data_covariances.ndim - 1)), gmm.covariances, data_covariances
-    )
-    weights = np.maximum(weights, 1e-12)
-    weights /= weights.sum(-1, keepdims=True)
-    center = column_centre(X)
-    log_resp = emission_log_prob(X, means, covariances, covariance_type, center)
-    log_resp += np.log(weights)[:, None, :]
-    log_resp -= logsumexp(log_resp, axis=-1)[..., None]
-    with np.errstate(under="ignore"):
-        resp = np.exp(log_resp)
-    first = _pair_rows(offsets)
-    counts = np.einsum("inj,ink->ijk", resp[:, first], resp[:, first + 1]) + 1.0
-    transmat = counts / counts.sum(-1, keepdims=True)
-    return {"startprob": weights, "transmat": transmat, "means": means, "covariances": covariances}
+    options = {
+        "data_cov": cov,
+        "reg_covar": reg_covar,
+        "gmm_max_iter": gmm_max_iter,
+        "gmm_tol": gmm_tol,
+    }
+    if init == "gmm":
+        return _mixture_starts(
+            X, offsets, pooled, k, covariance_type, n_init, gmm_init, rng, options
+        )
+    made = {
+        "startprob": np.empty((n_init, k)),
+        "transmat": np.empty((n_init, k, k)),
+        "means": np.empty((n_init, k, X.shape[1])),
+        "covariances": _typed_from_full(cov, covariance_type, n_init, k),
+    }
+    kinds = np.array(kinds)
+    for kind in AUTO_KINDS:  # one batch per kind, in this order, from the one Generator
+        rows = np.flatnonzero(kinds == kind)
+        if rows.size == 0:
+            continue
+        if kind == "gmm":
+            part = _mixture_starts(
+                X, offsets, pooled, k, covariance_type, rows.size, gmm_init, rng, options
+            )
+        elif kind == "gmm-random_from_data":
+            part = _mixture_starts(
+                X, offsets, pooled, k, covariance_type, rows.size, "random_from_data", rng, options
+            )
+        elif kind == "kmeans-subset":
+            part = _subset_kmeans_starts(
+                X, offsets, pooled, k, covariance_type, rows.size, rng, options
+            )
+        else:
+            part = _persistent_random_starts(pooled, k, covariance_type, rows.size, rng, options)
+        for key, values in part.items():
+            made[key][rows] = values
+    return made
