@@ -108,6 +108,7 @@ def test_hmm_fit_job_equals_the_estimator():
     estimator = GaussianHMM(
         2,
         covariance_type="diag",
+        init=config["hmm"]["init"],
         n_init=FIT["n_init"],
         tol=FIT["tol"],
         n_iter=FIT["max_iter"],
@@ -122,6 +123,10 @@ def test_hmm_fit_job_equals_the_estimator():
     )
     np.testing.assert_allclose(out["transmat"][0, 0, em, :2, :2], estimator.transmat_, rtol=1e-12)
     np.testing.assert_allclose(out["means"][0, 0, em, :2], estimator.means_, rtol=1e-12)
+    assert out["fit_train_log_likelihood"][0, 0, em] == pytest.approx(
+        estimator.fit_result_.log_likelihood, rel=1e-12
+    )
+    np.testing.assert_array_equal(out["start_kind"][0, 0, em], estimator.start_origin_)
 
 
 def test_fit_job_records_cells_it_cannot_fit():

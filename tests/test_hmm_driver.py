@@ -43,10 +43,11 @@ def test_settings_defaults_and_from_config():
     settings = H.HMMSettings()
     assert (settings.n_init, settings.init, settings.tol, settings.max_iter) == (
         10,
-        "gmm",
+        "auto",
         1e-4,
         100,
     )
+    assert (settings.polish_tol, settings.polish_starts) == (1e-8, 3)
     assert settings.prior is None and settings.params == settings.init_params == "stmc"
     assert settings.validate() is settings
     fit = {
@@ -178,7 +179,8 @@ def test_fit_hmm_equals_the_estimator_bit_for_bit(sequences, covariance_type, op
 
 def test_result_holds_the_best_start(sequences):
     data, X = sequences
-    result = H.fit_hmm(X, data.lengths, 2, "diag", H.HMMSettings(n_init=4), random_state=1)
+    settings = H.HMMSettings(n_init=4, polish_tol=None)  # polished results: test_hmm_restarts
+    result = H.fit_hmm(X, data.lengths, 2, "diag", settings, random_state=1)
     fit, best = result.starts, result.best_start
     assert best == fit.best
     assert result.log_likelihood == fit.log_likelihood[best]

@@ -267,7 +267,7 @@ def _fill_mixture(out, result, n_init):
     return random
 
 
-def _fill_hmm(out, result, kind):
+def _fill_hmm(out, result):
     fit = result.starts
     count = fit.n_init
     out["start_train_log_likelihood"][:count] = fit.log_likelihood
@@ -276,12 +276,13 @@ def _fill_hmm(out, result, kind):
     out["start_failed"][:count] = fit.failed
     out["start_failure_reason"][:count] = fit.failure_reason
     out["start_max_decrease"][:count] = fit.max_decrease
-    out["start_kind"][:count] = kind
+    out["start_kind"][:count] = result.origin
     out["trace"][:count] = fit.trace
-    out["fit_origin"][()] = kind
-    out["fit_train_log_likelihood"][()] = float(fit.log_likelihood[result.best_start])
-    out["fit_n_iter"][()] = int(fit.n_iter[result.best_start])
-    out["fit_converged"][()] = bool(fit.converged[result.best_start])
+    out["fit_origin"][()] = str(result.origin[result.best_start])
+    out["fit_polished"][()] = result.polish is not None
+    out["fit_train_log_likelihood"][()] = float(result.log_likelihood)
+    out["fit_n_iter"][()] = int(result.n_iter)
+    out["fit_converged"][()] = bool(result.converged)
     k = fit.means.shape[1]
     out["startprob"][:k] = result.startprob
     out["transmat"][:k, :k] = result.transmat
@@ -367,11 +368,7 @@ def _fit_cell(model, n_components, method, lattice, train, context, settings, ra
     out["fit_time"][()] = time.perf_counter() - tick
     out["fit_cpu_time"][()] = time.process_time() - cpu_tick
     is_hmm = model == HMM_MODEL
-    random = (
-        _fill_hmm(out, result, settings["hmm"].init)
-        if is_hmm
-        else _fill_mixture(out, result, n_init)
-    )
+    random = _fill_hmm(out, result) if is_hmm else _fill_mixture(out, result, n_init)
     out["fit_failed"][()] = False
     out["means"][:n_components] = chosen["means"]
     full = any_to_full(chosen["covariances"][None], covariance_type, n_components, d)[0]

@@ -251,6 +251,26 @@ def procedure_text(fit: Mapping) -> str:
     )
 
 
+def hmm_procedure_text(fit: Mapping, hmm: Mapping) -> str:
+    """The HMM fitting procedure that ran, from the settings object the fit jobs build."""
+    from em_lib.numerics.hmm import HMMSettings, hmm_start_kinds
+
+    settings = HMMSettings.from_config(fit, hmm)
+    kinds = sorted(set(hmm_start_kinds(settings.init, settings.n_init)))
+    polish = (
+        f"; the best starts at up to {settings.polish_starts} distinct optima were polished "
+        f"by Baum-Welch to a relative change of {settings.polish_tol:g}"
+        if settings.polish_tol is not None
+        else ""
+    )
+    return (
+        f" Gaussian HMMs ({hmm.get('covariance_type')} emissions) were fitted to the sequence "
+        f"data by em_lib's HMM driver (what GaussianHMM runs): {settings.n_init} starts "
+        f"(init {settings.init}: {', '.join(kinds)}), batched Baum-Welch to the same tolerance"
+        f"{polish}; the best start is the fitted model."
+    )
+
+
 def methods_paragraph(config: Mapping, attrs: Mapping, sensitivity: Mapping | None = None) -> str:
     """A methods paragraph generated from the configuration and the provenance attributes."""
     fit, sweep = config.get("fit", {}), config.get("sweep", {})
@@ -279,13 +299,7 @@ def methods_paragraph(config: Mapping, attrs: Mapping, sensitivity: Mapping | No
         else:
             described.append(f"{name} (image {spec.get('source')}, pixels as rows)")
     hmm = config.get("hmm", {})
-    hmm_text = (
-        f" Gaussian HMMs ({hmm.get('covariance_type')} emissions, {fit.get('n_init')} "
-        f"{hmm.get('init')} starts, Baum-Welch to the same tolerance, best start kept) were "
-        "fitted to the sequence data."
-        if hmm.get("enabled")
-        else ""
-    )
+    hmm_text = hmm_procedure_text(fit, hmm) if hmm.get("enabled") else ""
     versions = ", ".join(
         f"{package} {attrs[f'{package}_version']}"
         for package in ("numpy", "scipy", "pandas", "xarray", "snakemake")

@@ -10,14 +10,16 @@ over it.
 
 Polishing: the batch stops every start at the loose ``tol`` (an absolute change of the mean
 per-step objective), where Baum-Welch, which converges linearly and often slowly, can still be
-nats away from its optimum. The best ``polish_starts`` starts at *distinct* optima (states
-matched by their means, :func:`em_lib.numerics.starts.same_solution`, within 0.1 data standard
-deviations: starts in one basin stopped at ``tol`` differ by less) are continued by plain
-Baum-Welch from their parameters until the total objective changes by less than
-``polish_tol`` relative, ``|L_t - L_{t-1}| / (1 + |L_t|)`` (as the mixtures' polishing; at
-most ``10 * max_iter`` more iterations), and the best polished start is kept. Polishing only
-climbs, so the kept objective is never below the best unpolished one; ``polish_tol=None``
-gives the unpolished best exactly.
+nats away from its optimum. Of the starts that met ``tol``, the best ``polish_starts`` at
+*distinct* optima (states matched by their means, :func:`em_lib.numerics.starts.same_solution`,
+within 0.1 data standard deviations: starts in one basin stopped at ``tol`` differ by less)
+are continued by plain Baum-Welch from their parameters until the total objective changes by
+less than ``polish_tol`` relative, ``|L_t - L_{t-1}| / (1 + |L_t|)`` (as the mixtures'
+polishing; at most ``10 * max_iter`` more iterations), and the best polished start is kept
+when it is at least as good as the best unpolished start. A start that used up ``max_iter``
+without meeting ``tol`` is not continued: ``max_iter`` stays the cap of a start that does not
+converge. Baum-Welch only climbs, so the kept objective is never below the best unpolished
+one; ``polish_tol=None`` gives the unpolished best exactly.
 
 Settings live in :class:`HMMSettings`, built from an estimator's parameters or from the
 workflow's ``fit`` and ``hmm`` config sections (:meth:`HMMSettings.from_config`).
@@ -286,9 +288,9 @@ def _fixed_starts(fixed, init_params, n_init, shapes):
 
 
 def _distinct_best(fit: HMMFit, scale, limit):
-    """Up to ``limit`` starts at distinct optima (states matched by their means), best
-    objective first."""
-    objective = np.where(fit.failed, -np.inf, fit.objective)
+    """Up to ``limit`` starts that met ``tol``, at distinct optima (states matched by their
+    means), best objective first."""
+    objective = np.where(fit.failed | ~fit.converged, -np.inf, fit.objective)
     no_weights = np.zeros(fit.means.shape[1])  # compare the means only
     chosen = []
     for start in np.argsort(-objective, kind="stable"):
@@ -309,14 +311,14 @@ def _distinct_best(fit: HMMFit, scale, limit):
     return np.array(chosen, dtype=int)
 
 
-def _polish(X, lengths, fit: HMMFit, settings: HMMSettings, prior):
+def _polish(X, lengths, fit: HMMFit, best, settings: HMMSettings, prior):
     """(polished HMMFit, rows of ``fit`` polished, row of the best polished start) or None
-    when polishing found nothing usable at least as good as the unpolished best."""
+    when polishing found nothing usable at least as good as the unpolished best ``best``."""
     scale = np.sqrt(np.nanvar(X, axis=0)) + 1e-300
     chosen = _distinct_best(fit, scale, settings.polish_starts)
     if chosen.size == 0:
         return None
-    reference = float(fit.objective[chosen[0]])
+    reference = float(fit.objective[best])
     # the relative rule on the total objective as fit_hmm_em's absolute per-step tolerance
     tol = settings.polish_tol * (1.0 + abs(reference)) / fit.n_samples
     polish = fit_hmm_em(
@@ -441,7 +443,7 @@ def fit_hmm(
     trace = _stage_trace(fit.trace[best])
     converged, n_iter = bool(fit.converged[best]), int(fit.n_iter[best])
     if settings.polish_tol is not None and settings.params:
-        polished = _polish(X, lengths, fit, settings, prior)
+        polished = _polish(X, lengths, fit, best, settings, prior)
         if polished is not None:
             polish, polished_rows, row = polished
             best = int(polished_rows[row])
