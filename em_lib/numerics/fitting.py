@@ -37,11 +37,8 @@ from .mixture_em import MixtureFit, fit_mixture_em
 from .monitor import check_tol_type
 from .prior import ConjugatePrior, default_prior
 from .squarem import polish_em
-from .starts import as_generator, same_solution
+from .starts import as_generator, best_polished, distinct_best, stage_trace
 
-SAME_SOLUTION_TOLERANCE = 0.1  # data standard deviations: starts stopped at a loose ``tol``
-# in one basin differ by less (0.01-0.07 on the benchmark data), distinct optima by more
-POLISH_SLACK = 1e-12  # relative: a polished optimum this close below the unpolished one is kept
 NEW_COMPONENT_WEIGHT = 1e-8
 SPLIT_DISTANCE = 0.5  # in standard deviations along the principal axis
 CONTAINED = {"full": ("diag", "tied"), "diag": ("spherical",), "tied": (), "spherical": ()}
@@ -304,33 +301,12 @@ def nested_starts(lattice: MixtureLattice, n_components, covariance_type):
 # ---------------------------------------------------------------------------------------------
 
 
-def _distinct_best(fit: MixtureFit, scale, limit):
-    """Up to ``limit`` starts at distinct optima, best objective first."""
-    objective = np.where(fit.failed, -np.inf, fit.objective)
-    chosen = []
-    for start in np.argsort(-objective, kind="stable"):
-        if not np.isfinite(objective[start]) or len(chosen) == limit:
-            break
-        if not any(
-            same_solution(
-                fit.weights[start],
-                fit.means[start],
-                fit.weights[other],
-                fit.means[other],
-                scale,
-                SAME_SOLUTION_TOLERANCE,
-            )
-            for other in chosen
-        ):
-            chosen.append(int(start))
-    return np.array(chosen, dtype=int)
-
-
 def _polish(X, fit, settings, prior, prepared):
     """(polished MixtureFit, rows of ``fit`` polished, row of the best polished start) or None
     when polishing found nothing usable at least as good as the unpolished best."""
     scale = np.sqrt(np.nanvar(X, axis=0)) + 1e-300
-    chosen = _distinct_best(fit, scale, settings.polish_starts)
+    objective = np.where(fit.failed, -np.inf, fit.objective)
+    chosen = distinct_best(objective, fit.weights, fit.means, scale, settings.polish_starts)
     if chosen.size == 0:
         return None
     polish = polish_em(
@@ -345,16 +321,10 @@ def _polish(X, fit, settings, prior, prepared):
         prior=prior,
         prepared=prepared,
     )
-    score = np.where(polish.failed, -np.inf, polish.objective)
-    row = int(np.argmax(score))
-    reference = fit.objective[chosen[0]]
-    if not np.isfinite(score[row]) or score[row] < reference - POLISH_SLACK * (1 + abs(reference)):
+    row = best_polished(polish, fit.objective[chosen[0]])
+    if row is None:
         return None  # polishing failed (a collapse); keep the unpolished best
     return polish, chosen, row
-
-
-def _stage_trace(trace_row):
-    return trace_row[~np.isnan(trace_row)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,7 +424,7 @@ def fit_mixture(
     )
     best = fit.best_or_raise()
     chosen, row, polish, polished_rows = fit, best, None, np.zeros(0, dtype=int)
-    trace = _stage_trace(fit.trace[best])
+    trace = stage_trace(fit.trace[best])
     converged, n_iter = bool(fit.converged[best]), int(fit.n_iter[best])
     if settings.polish_tol is not None and settings.max_iter > 0:
         polished = _polish(X, fit, settings, prior, prepared)
@@ -462,7 +432,7 @@ def fit_mixture(
             polish, polished_rows, row = polished
             best = int(polished_rows[row])
             chosen = polish
-            trace = np.concatenate([_stage_trace(fit.trace[best]), _stage_trace(polish.trace[row])])
+            trace = np.concatenate([stage_trace(fit.trace[best]), stage_trace(polish.trace[row])])
             converged = bool(fit.converged[best] or polish.converged[row])
             n_iter = int(fit.n_iter[best] + polish.n_iter[row])
     return MixtureFitResult(

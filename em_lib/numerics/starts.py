@@ -131,3 +131,47 @@ def same_solution(weights_a, means_a, weights_b, means_b, scale, tolerance):
     order = match_components(means_a / scale, means_b / scale)
     gap = np.abs(means_a / scale - means_b[order] / scale).max()
     return bool(gap < tolerance and np.abs(weights_a - weights_b[order]).max() < tolerance)
+
+
+SAME_SOLUTION_TOLERANCE = 0.1  # data standard deviations: starts stopped at a loose ``tol``
+# in one basin differ by less (0.01-0.07 on the benchmark data), distinct optima by more
+POLISH_SLACK = 1e-12  # relative: a polished optimum this close below the unpolished one is kept
+
+
+def distinct_best(objective, weights, means, scale, limit):
+    """Up to ``limit`` starts at distinct optima (:func:`same_solution` on ``weights`` (I, K)
+    and ``means`` (I, K, d) within :data:`SAME_SOLUTION_TOLERANCE`), best ``objective`` first;
+    starts with a non-finite objective are never chosen. The choice of the starts both
+    drivers polish."""
+    chosen = []
+    for start in np.argsort(-objective, kind="stable"):
+        if not np.isfinite(objective[start]) or len(chosen) == limit:
+            break
+        if not any(
+            same_solution(
+                weights[start],
+                means[start],
+                weights[other],
+                means[other],
+                scale,
+                SAME_SOLUTION_TOLERANCE,
+            )
+            for other in chosen
+        ):
+            chosen.append(int(start))
+    return np.array(chosen, dtype=int)
+
+
+def best_polished(polish, reference):
+    """Row of the best polished start, or None when polishing found nothing usable at least as
+    good (within :data:`POLISH_SLACK`) as the unpolished ``reference`` objective."""
+    score = np.where(polish.failed, -np.inf, polish.objective)
+    row = int(np.argmax(score))
+    if not np.isfinite(score[row]) or score[row] < reference - POLISH_SLACK * (1 + abs(reference)):
+        return None
+    return row
+
+
+def stage_trace(trace_row):
+    """A start's per-iteration objectives without the NaN after it stopped."""
+    return trace_row[~np.isnan(trace_row)]

@@ -33,9 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..covariance import check_covariance_type
-from ..fitting import POLISH_SLACK, SAME_SOLUTION_TOLERANCE
 from ..prior import ConjugatePrior, default_prior
-from ..starts import as_generator, same_solution
+from ..starts import as_generator, best_polished, distinct_best, stage_trace
 from .baum_welch import fit_hmm_em
 from .checks import ENGINES, check_params, check_sequences
 from .init import INIT_STRATEGIES, hmm_start_kinds, initial_hmm_parameters
@@ -287,35 +286,14 @@ def _fixed_starts(fixed, init_params, n_init, shapes):
     return starts
 
 
-def _distinct_best(fit: HMMFit, scale, limit):
-    """Up to ``limit`` starts that met ``tol``, at distinct optima (states matched by their
-    means), best objective first."""
-    objective = np.where(fit.failed | ~fit.converged, -np.inf, fit.objective)
-    no_weights = np.zeros(fit.means.shape[1])  # compare the means only
-    chosen = []
-    for start in np.argsort(-objective, kind="stable"):
-        if not np.isfinite(objective[start]) or len(chosen) == limit:
-            break
-        if not any(
-            same_solution(
-                no_weights,
-                fit.means[start],
-                no_weights,
-                fit.means[other],
-                scale,
-                SAME_SOLUTION_TOLERANCE,
-            )
-            for other in chosen
-        ):
-            chosen.append(int(start))
-    return np.array(chosen, dtype=int)
-
-
 def _polish(X, lengths, fit: HMMFit, best, settings: HMMSettings, prior):
     """(polished HMMFit, rows of ``fit`` polished, row of the best polished start) or None
     when polishing found nothing usable at least as good as the unpolished best ``best``."""
     scale = np.sqrt(np.nanvar(X, axis=0)) + 1e-300
-    chosen = _distinct_best(fit, scale, settings.polish_starts)
+    # starts that met ``tol``, states matched by their means (the weights are not compared)
+    objective = np.where(fit.failed | ~fit.converged, -np.inf, fit.objective)
+    no_weights = np.zeros(fit.means.shape[:2])
+    chosen = distinct_best(objective, no_weights, fit.means, scale, settings.polish_starts)
     if chosen.size == 0:
         return None
     reference = float(fit.objective[best])
@@ -338,15 +316,10 @@ def _polish(X, lengths, fit: HMMFit, best, settings: HMMSettings, prior):
         params=settings.params,
         engine=settings.engine,
     )
-    score = np.where(polish.failed, -np.inf, polish.objective)
-    row = int(np.argmax(score))
-    if not np.isfinite(score[row]) or score[row] < reference - POLISH_SLACK * (1 + abs(reference)):
+    row = best_polished(polish, reference)
+    if row is None:
         return None  # polishing failed; keep the unpolished best
     return polish, chosen, row
-
-
-def _stage_trace(trace_row):
-    return trace_row[~np.isnan(trace_row)]
 
 
 def fit_hmm(
@@ -440,7 +413,7 @@ def fit_hmm(
     best = fit.best_or_raise()
     origin = hmm_start_kinds(settings.init, n_init) if settings.init_params else ["user"] * n_init
     chosen, row, polish, polished_rows = fit, best, None, np.zeros(0, dtype=int)
-    trace = _stage_trace(fit.trace[best])
+    trace = stage_trace(fit.trace[best])
     converged, n_iter = bool(fit.converged[best]), int(fit.n_iter[best])
     if settings.polish_tol is not None and settings.params:
         polished = _polish(X, lengths, fit, best, settings, prior)
@@ -448,7 +421,7 @@ def fit_hmm(
             polish, polished_rows, row = polished
             best = int(polished_rows[row])
             chosen = polish
-            trace = np.concatenate([_stage_trace(fit.trace[best]), _stage_trace(polish.trace[row])])
+            trace = np.concatenate([stage_trace(fit.trace[best]), stage_trace(polish.trace[row])])
             converged = bool(fit.converged[best] or polish.converged[row])
             n_iter = int(fit.n_iter[best] + polish.n_iter[row])
     return HMMFitResult(
