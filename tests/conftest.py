@@ -41,3 +41,16 @@ def incomplete_blobs(rng):
 
     sim = make_gaussian_mixture(300, 3, 3, separation=3.0, random_state=rng)
     return make_missing(sim.X, "MCAR", 0.15, random_state=rng).X_missing
+
+
+@pytest.fixture(scope="module")
+def sequences():
+    """(SyntheticHMM, X): 3-state full-covariance sequences of lengths 90 and 60 in 2-D, with
+    one step wholly and one partly missing in X."""
+    from em_lib.data import make_hmm_sequences
+
+    data = make_hmm_sequences([90, 60], 2, 3, covariance_type="full", random_state=21)
+    X = data.X.copy()
+    X[4] = np.nan
+    X[11, 1] = np.nan
+    return data, X

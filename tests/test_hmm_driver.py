@@ -7,20 +7,10 @@ import warnings
 import numpy as np
 import pytest
 
-from em_lib.data import make_hmm_sequences
 from em_lib.hmm import GaussianHMM
 from em_lib.numerics import hmm as H
 from em_lib.numerics.covariance import COVARIANCE_TYPES
 from em_lib.numerics.prior import default_prior
-
-
-@pytest.fixture(scope="module")
-def sequences():
-    data = make_hmm_sequences([90, 60], 2, 3, covariance_type="full", random_state=21)
-    X = data.X.copy()
-    X[4] = np.nan
-    X[11, 1] = np.nan
-    return data, X
 
 
 def assert_same_starts(a: H.HMMFit, b: H.HMMFit):

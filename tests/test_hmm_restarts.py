@@ -15,15 +15,6 @@ from em_lib.numerics.covariance import COVARIANCE_TYPES
 
 
 @pytest.fixture(scope="module")
-def sequences():
-    data = make_hmm_sequences([90, 60], 2, 3, covariance_type="full", random_state=21)
-    X = data.X.copy()
-    X[4] = np.nan
-    X[11, 1] = np.nan
-    return X, data.lengths
-
-
-@pytest.fixture(scope="module")
 def two_optima():
     """Four states on a line, two standard deviations apart, fitted with three: a 3-state
     HMM has clearly different local optima (which neighbours share a state). Every ``gmm``
@@ -77,7 +68,8 @@ def test_start_kinds_by_index():
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_auto_starts_are_valid_and_of_their_kind(sequences, covariance_type):
-    X, lengths = sequences
+    data, X = sequences
+    lengths = data.lengths
     n_init = 9
     made = H.initial_hmm_parameters(
         X, lengths, 3, covariance_type, n_init, init="auto", random_state=3
@@ -134,7 +126,8 @@ def test_auto_reaches_optima_the_gmm_starts_miss(two_optima):
     [("full", "auto", 0), ("diag", "gmm", 1), ("spherical", "random", 2), ("tied", "auto", 3)],
 )
 def test_polishing_never_lowers_the_best(sequences, covariance_type, init, seed):
-    X, lengths = sequences
+    data, X = sequences
+    lengths = data.lengths
     settings = H.HMMSettings(n_init=6, init=init)
     polished = H.fit_hmm(X, lengths, 3, covariance_type, settings, random_state=seed)
     plain = H.fit_hmm(
@@ -159,7 +152,8 @@ def test_polishing_never_lowers_the_best(sequences, covariance_type, init, seed)
 
 
 def test_polishing_off_reproduces_the_unpolished_best(sequences):
-    X, lengths = sequences
+    data, X = sequences
+    lengths = data.lengths
     settings = H.HMMSettings(n_init=5, init="gmm", polish_tol=None)
     result = H.fit_hmm(X, lengths, 2, "full", settings, random_state=4)
     assert result.polish is None and result.polished_starts.size == 0
@@ -178,7 +172,8 @@ def test_polishing_off_reproduces_the_unpolished_best(sequences):
 
 
 def test_starts_that_used_up_max_iter_are_not_polished(sequences):
-    X, lengths = sequences
+    data, X = sequences
+    lengths = data.lengths
     settings = H.HMMSettings(n_init=3, tol=0.0, max_iter=4)
     result = H.fit_hmm(X, lengths, 2, "diag", settings, random_state=0)
     assert not result.starts.converged.any()

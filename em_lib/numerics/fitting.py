@@ -35,7 +35,7 @@ from .gaussian import PreparedData, log_gaussian_density
 from .init import check_init, initial_parameters, start_kinds
 from .mixture_em import MixtureFit, fit_mixture_em
 from .monitor import check_tol_type
-from .prior import ConjugatePrior, default_prior
+from .prior import ConjugatePrior, resolve_prior
 from .squarem import polish_em
 from .starts import as_generator, best_polished, distinct_best, stage_trace
 
@@ -116,9 +116,8 @@ class MixtureSettings:
         ).validate()
 
     def prior_for(self, X, n_components, covariance_type):
-        if self.prior is None or isinstance(self.prior, ConjugatePrior):
-            return self.prior
-        return default_prior(X, n_components, covariance_type)
+        """The prior of a fit of ``X`` (:func:`em_lib.numerics.prior.resolve_prior`)."""
+        return resolve_prior(self.prior, X, n_components, covariance_type)
 
 
 @dataclass

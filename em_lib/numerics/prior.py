@@ -167,3 +167,11 @@ def log_prior_density(means, covariances, prec_chol, covariance_type, prior: Con
         - 0.5 * kappa * sq / variances
     )
     return (log_ig + log_normal).sum(-1)
+
+
+def resolve_prior(prior, X, n_components, covariance_type):
+    """The prior of one fit: None, the given :class:`ConjugatePrior`, or for ``"default"`` the
+    :func:`default_prior` of ``X`` for ``n_components`` and ``covariance_type``."""
+    if prior is None or isinstance(prior, ConjugatePrior):
+        return prior
+    return default_prior(X, n_components, covariance_type)

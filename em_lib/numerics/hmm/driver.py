@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..covariance import check_covariance_type
-from ..prior import ConjugatePrior, default_prior
+from ..prior import ConjugatePrior, resolve_prior
 from ..starts import as_generator, best_polished, distinct_best, stage_trace
 from .baum_welch import fit_hmm_em
 from .checks import ENGINES, check_params, check_sequences
@@ -181,11 +181,8 @@ class HMMSettings:
         ).validate()
 
     def prior_for(self, X, n_components, covariance_type):
-        """The emission prior of a fit of ``X``: None, the given ConjugatePrior, or the
-        default prior of ``X`` for ``n_components`` and ``covariance_type``."""
-        if self.prior is None or isinstance(self.prior, ConjugatePrior):
-            return self.prior
-        return default_prior(X, n_components, covariance_type)
+        """The prior of a fit of ``X`` (:func:`em_lib.numerics.prior.resolve_prior`)."""
+        return resolve_prior(self.prior, X, n_components, covariance_type)
 
 
 @dataclass
@@ -286,6 +283,28 @@ def _fixed_starts(fixed, init_params, n_init, shapes):
     return starts
 
 
+PARAMETERS = ("startprob", "transmat", "means", "covariances")
+
+
+def _baum_welch(X, lengths, start, covariance_type, settings, prior, tol, max_iter):
+    """Batched Baum-Welch from the parameters ``start`` (dict, init dimension first) with the
+    settings' priors, updated parameters and engine."""
+    return fit_hmm_em(
+        X,
+        lengths,
+        *(start[name] for name in PARAMETERS),
+        covariance_type,
+        tol=tol,
+        max_iter=max_iter,
+        reg_covar=settings.reg_covar,
+        prior=prior,
+        startprob_prior=settings.startprob_prior,
+        transmat_prior=settings.transmat_prior,
+        params=settings.params,
+        engine=settings.engine,
+    )
+
+
 def _polish(X, lengths, fit: HMMFit, best, settings: HMMSettings, prior):
     """(polished HMMFit, rows of ``fit`` polished, row of the best polished start) or None
     when polishing found nothing usable at least as good as the unpolished best ``best``."""
@@ -299,22 +318,9 @@ def _polish(X, lengths, fit: HMMFit, best, settings: HMMSettings, prior):
     reference = float(fit.objective[best])
     # the relative rule on the total objective as fit_hmm_em's absolute per-step tolerance
     tol = settings.polish_tol * (1.0 + abs(reference)) / fit.n_samples
-    polish = fit_hmm_em(
-        X,
-        lengths,
-        fit.startprob[chosen],
-        fit.transmat[chosen],
-        fit.means[chosen],
-        fit.covariances[chosen],
-        fit.covariance_type,
-        tol=tol,
-        max_iter=10 * settings.max_iter,
-        reg_covar=settings.reg_covar,
-        prior=prior,
-        startprob_prior=settings.startprob_prior,
-        transmat_prior=settings.transmat_prior,
-        params=settings.params,
-        engine=settings.engine,
+    starts = {name: getattr(fit, name)[chosen] for name in PARAMETERS}
+    polish = _baum_welch(
+        X, lengths, starts, fit.covariance_type, settings, prior, tol, 10 * settings.max_iter
     )
     row = best_polished(polish, reference)
     if row is None:
@@ -393,22 +399,8 @@ def fit_hmm(
             if letter in settings.init_params:
                 start[key] = made[key]
     prior = settings.prior_for(X, n_components, covariance_type)
-    fit = fit_hmm_em(
-        X,
-        lengths,
-        start["startprob"],
-        start["transmat"],
-        start["means"],
-        start["covariances"],
-        covariance_type,
-        tol=settings.tol,
-        max_iter=settings.max_iter,
-        reg_covar=settings.reg_covar,
-        prior=prior,
-        startprob_prior=settings.startprob_prior,
-        transmat_prior=settings.transmat_prior,
-        params=settings.params,
-        engine=settings.engine,
+    fit = _baum_welch(
+        X, lengths, start, covariance_type, settings, prior, settings.tol, settings.max_iter
     )
     best = fit.best_or_raise()
     origin = hmm_start_kinds(settings.init, n_init) if settings.init_params else ["user"] * n_init
