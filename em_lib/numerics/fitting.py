@@ -35,9 +35,9 @@ from .gaussian import PreparedData, log_gaussian_density
 from .init import check_init, initial_parameters, start_kinds
 from .mixture_em import MixtureFit, fit_mixture_em
 from .monitor import check_tol_type
-from .prior import ConjugatePrior, resolve_prior
+from .prior import ConjugatePrior, PriorSetting
 from .squarem import polish_em
-from .starts import as_generator, best_polished, distinct_best, stage_trace
+from .starts import as_generator, best_polished, choose_fit, distinct_best
 
 NEW_COMPONENT_WEIGHT = 1e-8
 SPLIT_DISTANCE = 0.5  # in standard deviations along the principal axis
@@ -56,7 +56,7 @@ def _check_nonnegative(value, name):
 
 
 @dataclass(frozen=True)
-class MixtureSettings:
+class MixtureSettings(PriorSetting):
     """How a Gaussian mixture is fitted (everything but the data, K, the type and the seed).
 
     Attributes mirror :class:`em_lib.GaussianMixture`'s parameters of the same names;
@@ -114,10 +114,6 @@ class MixtureSettings:
             else float(fit.get("polish_tol", 1e-10)),
             polish_starts=int(fit.get("polish_starts", 5)),
         ).validate()
-
-    def prior_for(self, X, n_components, covariance_type):
-        """The prior of a fit of ``X`` (:func:`em_lib.numerics.prior.resolve_prior`)."""
-        return resolve_prior(self.prior, X, n_components, covariance_type)
 
 
 @dataclass
@@ -422,36 +418,29 @@ def fit_mixture(
         prepared=prepared,
     )
     best = fit.best_or_raise()
-    chosen, row, polish, polished_rows = fit, best, None, np.zeros(0, dtype=int)
-    trace = stage_trace(fit.trace[best])
-    converged, n_iter = bool(fit.converged[best]), int(fit.n_iter[best])
+    polished = None
     if settings.polish_tol is not None and settings.max_iter > 0:
         polished = _polish(X, fit, settings, prior, prepared)
-        if polished is not None:
-            polish, polished_rows, row = polished
-            best = int(polished_rows[row])
-            chosen = polish
-            trace = np.concatenate([stage_trace(fit.trace[best]), stage_trace(polish.trace[row])])
-            converged = bool(fit.converged[best] or polish.converged[row])
-            n_iter = int(fit.n_iter[best] + polish.n_iter[row])
+    pick = choose_fit(fit, best, polished)
+    chosen, row = pick["chosen"], pick["row"]
     return MixtureFitResult(
         covariance_type=covariance_type,
         n_components=int(n_components),
         settings=settings,
         starts=fit,
         origin=np.array(origin, dtype=object),
-        polish=polish,
-        polished_starts=polished_rows,
-        best_start=best,
+        polish=pick["polish"],
+        polished_starts=pick["polished_starts"],
+        best_start=pick["best_start"],
         weights=chosen.weights[row],
         means=chosen.means[row],
         covariances=chosen.covariances[row],
         precisions_cholesky=chosen.precisions_cholesky[row],
         log_likelihood=float(chosen.log_likelihood[row]),
         log_prior=float(chosen.log_prior[row]),
-        converged=converged,
-        n_iter=n_iter,
-        trace=trace,
+        converged=pick["converged"],
+        n_iter=pick["n_iter"],
+        trace=pick["trace"],
         n_samples=int(fit.n_samples),
         prepared=prepared,
     )

@@ -175,3 +175,12 @@ def resolve_prior(prior, X, n_components, covariance_type):
     if prior is None or isinstance(prior, ConjugatePrior):
         return prior
     return default_prior(X, n_components, covariance_type)
+
+
+class PriorSetting:
+    """Mixin of a settings object with a ``prior`` attribute (None, ``"default"`` or a
+    :class:`ConjugatePrior`)."""
+
+    def prior_for(self, X, n_components, covariance_type):
+        """The prior of a fit of ``X`` (:func:`resolve_prior`)."""
+        return resolve_prior(self.prior, X, n_components, covariance_type)

@@ -175,3 +175,35 @@ def best_polished(polish, reference):
 def stage_trace(trace_row):
     """A start's per-iteration objectives without the NaN after it stopped."""
     return trace_row[~np.isnan(trace_row)]
+
+
+def choose_fit(fit, best, polished):
+    """The fitted start after the batch (best start ``best`` of ``fit``) and an optional
+    polishing (``polished``: None or ``(polish fit, rows of fit polished, best polished row)``):
+    a dict with ``chosen`` (the results object holding it) and ``row`` (its row there),
+    ``best_start`` (its row in ``fit``), ``polish``, ``polished_starts``, and the start's
+    ``trace`` over both stages, ``converged`` (either stage met its tolerance) and ``n_iter``."""
+    pick = {
+        "chosen": fit,
+        "row": best,
+        "best_start": best,
+        "polish": None,
+        "polished_starts": np.zeros(0, dtype=int),
+        "trace": stage_trace(fit.trace[best]),
+        "converged": bool(fit.converged[best]),
+        "n_iter": int(fit.n_iter[best]),
+    }
+    if polished is not None:
+        polish, rows, row = polished
+        start = int(rows[row])
+        pick.update(
+            chosen=polish,
+            row=row,
+            best_start=start,
+            polish=polish,
+            polished_starts=rows,
+            trace=np.concatenate([stage_trace(fit.trace[start]), stage_trace(polish.trace[row])]),
+            converged=bool(fit.converged[start] or polish.converged[row]),
+            n_iter=int(fit.n_iter[start] + polish.n_iter[row]),
+        )
+    return pick

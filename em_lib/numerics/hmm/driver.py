@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..covariance import check_covariance_type
-from ..prior import ConjugatePrior, resolve_prior
-from ..starts import as_generator, best_polished, distinct_best, stage_trace
+from ..prior import ConjugatePrior, PriorSetting
+from ..starts import as_generator, best_polished, choose_fit, distinct_best
 from .baum_welch import fit_hmm_em
 from .checks import ENGINES, check_params, check_sequences
 from .init import INIT_STRATEGIES, hmm_start_kinds, initial_hmm_parameters
@@ -73,7 +73,7 @@ def _check_dirichlet(value, name):
 
 
 @dataclass(frozen=True)
-class HMMSettings:
+class HMMSettings(PriorSetting):
     """How a Gaussian HMM is fitted (everything but the data, K, the type and the seed).
 
     Attributes
@@ -179,10 +179,6 @@ class HMMSettings:
             reg_covar=fit.get("reg_covar", defaults.reg_covar),
             prior=None if prior in (None, "none") else prior,
         ).validate()
-
-    def prior_for(self, X, n_components, covariance_type):
-        """The prior of a fit of ``X`` (:func:`em_lib.numerics.prior.resolve_prior`)."""
-        return resolve_prior(self.prior, X, n_components, covariance_type)
 
 
 @dataclass
@@ -404,30 +400,23 @@ def fit_hmm(
     )
     best = fit.best_or_raise()
     origin = hmm_start_kinds(settings.init, n_init) if settings.init_params else ["user"] * n_init
-    chosen, row, polish, polished_rows = fit, best, None, np.zeros(0, dtype=int)
-    trace = stage_trace(fit.trace[best])
-    converged, n_iter = bool(fit.converged[best]), int(fit.n_iter[best])
+    polished = None
     if settings.polish_tol is not None and settings.params:
         polished = _polish(X, lengths, fit, best, settings, prior)
-        if polished is not None:
-            polish, polished_rows, row = polished
-            best = int(polished_rows[row])
-            chosen = polish
-            trace = np.concatenate([stage_trace(fit.trace[best]), stage_trace(polish.trace[row])])
-            converged = bool(fit.converged[best] or polish.converged[row])
-            n_iter = int(fit.n_iter[best] + polish.n_iter[row])
+    pick = choose_fit(fit, best, polished)
+    chosen, row = pick["chosen"], pick["row"]
     return HMMFitResult(
         starts=fit,
         origin=np.array(origin, dtype=object),
-        polish=polish,
-        polished_starts=polished_rows,
-        best_start=best,
+        polish=pick["polish"],
+        polished_starts=pick["polished_starts"],
+        best_start=pick["best_start"],
         startprob=chosen.startprob[row].copy(),
         transmat=chosen.transmat[row].copy(),
         means=chosen.means[row].copy(),
         covariances=chosen.covariances[row].copy(),
         log_likelihood=float(chosen.log_likelihood[row]),
-        converged=converged,
-        n_iter=n_iter,
-        trace=trace,
+        converged=pick["converged"],
+        n_iter=pick["n_iter"],
+        trace=pick["trace"],
     )
