@@ -198,15 +198,17 @@ def fit_hmm_em(
         "n_empty_steps": int((~observed_rows).sum()),
         "n_sequences": int(lengths.size),
     }
+    parameters = {
+        "startprob": startprob,
+        "transmat": transmat,
+        "means": means + center,
+        "covariances": covariances,
+    }
+    record = {"log_likelihood": log_likelihood, "log_prior": log_prior, **monitor.results()}
     return HMMFit(
         covariance_type=covariance_type,
-        startprob=startprob,
-        transmat=transmat,
-        means=means + center,
-        covariances=covariances,
-        log_likelihood=log_likelihood,
-        log_prior=log_prior,
-        **monitor.results(),
+        **parameters,
+        **record,
         n_samples=n_samples,
         settings=settings,
     )

@@ -285,19 +285,11 @@ PARAMETERS = ("startprob", "transmat", "means", "covariances")
 def _baum_welch(X, lengths, start, covariance_type, settings, prior, tol, max_iter):
     """Batched Baum-Welch from the parameters ``start`` (dict, init dimension first) with the
     settings' priors, updated parameters and engine."""
+    names = ("reg_covar", "startprob_prior", "transmat_prior", "params", "engine")
+    options = {name: getattr(settings, name) for name in names}
+    parameters = (start[name] for name in PARAMETERS)
     return fit_hmm_em(
-        X,
-        lengths,
-        *(start[name] for name in PARAMETERS),
-        covariance_type,
-        tol=tol,
-        max_iter=max_iter,
-        reg_covar=settings.reg_covar,
-        prior=prior,
-        startprob_prior=settings.startprob_prior,
-        transmat_prior=settings.transmat_prior,
-        params=settings.params,
-        engine=settings.engine,
+        X, lengths, *parameters, covariance_type, tol=tol, max_iter=max_iter, prior=prior, **options
     )
 
 
