@@ -25,7 +25,7 @@ full >= diag >= spherical, full >= tied, K >= K - 1 (up to round-off).
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -444,8 +444,3 @@ def fit_mixture(
         n_samples=int(fit.n_samples),
         prepared=prepared,
     )
-
-
-def with_settings(settings: MixtureSettings, **changes) -> MixtureSettings:
-    """A copy of ``settings`` with ``changes`` (validated)."""
-    return replace(settings, **changes).validate()

@@ -28,6 +28,7 @@ class ConfigError(ValueError):
 
 
 def _data():
+    """em_lib.data, imported on first use (it loads pandas)."""
     import em_lib.data
 
     return em_lib.data

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from em_lib.numerics.covariance import COVARIANCE_TYPES
-
 from .seeds import format_rate
 
-DATASET_KINDS = ("gaussian_mixture", "hmm_sequences", "bundled", "table", "image")
 SEQUENCE_KINDS = ("hmm_sequences",)
 HMM_MODEL = "hmm"
 METHODS = ("em", "complete_case", "mean_impute")
-MIXTURE_MODELS = COVARIANCE_TYPES
 
 
 @dataclass(frozen=True)

@@ -24,19 +24,13 @@ import numpy as np
 from em_lib.numerics.covariance import any_to_full
 from em_lib.numerics.fitting import MixtureLattice, MixtureSettings
 
-from .config import ConfigError, load_table_dataset
+from .config import ConfigError, _data, load_table_dataset
 from .design import HMM_MODEL, METHODS, MaskJob, dataset_models
 from .evaluation import MEASURES, evaluate
 from .seeds import seed_sequence
 
 TRUTH_KEYS = ("labels", "true_weights", "true_means", "true_covariances", "true_transmat")
 N_NESTED = 4  # at most: two contained types (or one), a split and an epsilon start
-
-
-def _data():
-    import em_lib.data
-
-    return em_lib.data
 
 
 # ---------------------------------------------------------------------------------------------
