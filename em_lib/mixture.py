@@ -35,6 +35,12 @@ Criteria use scikit-learn's sign convention throughout: ``bic``, ``aic`` and ``i
 ``icl`` is ``bic`` plus twice the entropy of the hard classification,
 ``-2 sum_n log tau_{n, z_n}`` with ``z_n`` the most probable component (Biernacki, Celeux &
 Govaert 2000). With missing data, ``n`` counts the rows with at least one observed entry.
+
+``fit(X, sample_weight=w)`` takes frequency weights of the rows (scikit-learn's
+``GaussianMixture`` has none): an integer weight counts the row that many times, so the fit
+equals the fit of the repeated rows from the same starts, and scaling all weights changes
+nothing. Weights that differ per start (one row of weights per bootstrap replicate) go
+through :func:`em_lib.bootstrap`.
 """
 
 from __future__ import annotations
@@ -58,7 +64,12 @@ from .numerics.covariance import (
 )
 from .numerics.criteria import information_criteria, logsumexp, n_parameters
 from .numerics.fitting import MixtureFitResult, MixtureSettings, fit_mixture
-from .numerics.gaussian import impute_mixture, log_gaussian_density, run_estep
+from .numerics.gaussian import (
+    check_sample_weight,
+    impute_mixture,
+    log_gaussian_density,
+    run_estep,
+)
 from .numerics.monitor import EMMonitor
 
 
@@ -202,8 +213,11 @@ class GaussianMixture(EstimatorMixin):
             polish_starts=self.polish_starts,
         ).validate()
 
-    def _validate_fit_data(self, X):
+    def _validate_fit_data(self, X, sample_weight=None):
         X, n_used = check_mixture_data(X, type(self).__name__)
+        if sample_weight is not None:
+            weights = check_sample_weight(sample_weight, X.shape[0])
+            n_used = int(((weights > 0) & ~np.isnan(X).all(axis=1)).sum())
         if n_used < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "
@@ -268,16 +282,26 @@ class GaussianMixture(EstimatorMixin):
         return initial or None
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None):
-        """Fit all starts; keep the best. Returns self."""
-        self.fit_predict(X, y)
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit all starts; keep the best. Returns self.
+
+        ``sample_weight`` (n,), optional: frequency weights of the rows (>= 0). An integer
+        weight fits exactly like that many copies of the row (same starts given, same fit),
+        scaling every weight by the same factor changes nothing, rows of weight 0 are left
+        out. ``lower_bound_`` is the weighted mean per-row log-likelihood; for the criteria
+        the weights count as rows (``n`` = their sum), so pass counts, or weights rescaled to
+        the effective sample size, when BIC is to be used.
+        """
+        self.fit_predict(X, y, sample_weight=sample_weight)
         return self
 
-    def fit_predict(self, X, y=None):
-        """Fit and return the most probable component of every row of X."""
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit (rows weighted by ``sample_weight``, see :meth:`fit`) and return the most
+        probable component of every row of X."""
         settings = self._settings()
         dtype = _fit_dtype(X)
-        X = self._validate_fit_data(X)
+        X = self._validate_fit_data(X, sample_weight)
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
         warm = self.warm_start and self.__sklearn_is_fitted__()
         previous = getattr(self, "lower_bound_", -np.inf) if warm else -np.inf
         result = fit_mixture(
@@ -287,6 +311,7 @@ class GaussianMixture(EstimatorMixin):
             settings,
             self.random_state,
             initial=self._initial(X.shape[1]),
+            sample_weight=sample_weight,
         )
         self._set_result(result, X.shape[1], dtype=dtype)
         if warm and not self.converged_:
@@ -300,6 +325,8 @@ class GaussianMixture(EstimatorMixin):
                 convergence_warning_class(),
                 stacklevel=2,
             )
+        if sample_weight is not None and (sample_weight == 0).any():
+            return self.predict(X)  # the fit's engine holds only the rows of positive weight
         return self._labels(X, result)
 
     def _converged_across_fits(self, previous, result: MixtureFitResult) -> bool:
@@ -427,6 +454,16 @@ class GaussianMixture(EstimatorMixin):
         empty = np.isnan(X).all(axis=1)
         return X, log_density + np.log(weights), empty
 
+    def _weighted_rows(self, X, sample_weight):
+        """Per-row log-likelihood, its weights (ones when None), the rows used and the
+        weighted log-probabilities of every row under the fit."""
+        X, weighted, empty = self._weighted_log_prob(X)
+        weights = check_sample_weight(sample_weight, X.shape[0])
+        weights = np.ones(X.shape[0]) if weights is None else weights
+        log_norm = logsumexp(weighted, axis=1)
+        log_norm[empty] = 0.0
+        return log_norm, weights, ~empty, weighted
+
     def score_samples(self, X):
         """Observed-data log-likelihood of every row (n,); rows with nothing observed get 0."""
         dtype = _fit_dtype(X)
@@ -435,9 +472,12 @@ class GaussianMixture(EstimatorMixin):
         out[empty] = 0.0
         return out.astype(dtype, copy=False)
 
-    def score(self, X, y=None):
-        """Mean per-row observed-data log-likelihood."""
-        return float(np.mean(self.score_samples(X)))
+    def score(self, X, y=None, sample_weight=None):
+        """Mean per-row observed-data log-likelihood (weighted by ``sample_weight``)."""
+        if sample_weight is None:
+            return float(np.mean(self.score_samples(X)))
+        log_norm, weights, _, _ = self._weighted_rows(X, sample_weight)
+        return float(np.average(log_norm, weights=weights))
 
     def predict_proba(self, X):
         """Posterior component probabilities (n, K)."""
@@ -453,28 +493,32 @@ class GaussianMixture(EstimatorMixin):
     def _n_parameters(self):
         return n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
 
-    def criteria(self, X) -> dict:
+    def criteria(self, X, sample_weight=None) -> dict:
         """``{"bic", "aic", "icl"}`` of the fit on ``X`` (lower is better); ``n`` counts the
-        rows with at least one observed value."""
-        X, weighted, empty = self._weighted_log_prob(X)
-        log_norm = logsumexp(weighted, axis=1)
-        log_norm[empty] = 0.0
-        used = ~empty
-        entropy = -(weighted[used] - log_norm[used, None]).max(axis=1).sum()
-        return information_criteria(log_norm.sum(), self._n_parameters(), int(used.sum()), entropy)
+        rows with at least one observed value, or sums their ``sample_weight`` (frequency
+        weights), which also weight the log-likelihood and the classification entropy."""
+        log_norm, weights, used, weighted = self._weighted_rows(X, sample_weight)
+        weights = np.where(used, weights, 0.0)
+        certainty = (weighted[used] - log_norm[used, None]).max(axis=1)
+        entropy = -(weights[used] * certainty).sum()
+        total = weights.sum()
+        n_rows = int(total) if sample_weight is None else float(total)
+        return information_criteria(
+            (weights * log_norm).sum(), self._n_parameters(), n_rows, entropy
+        )
 
-    def bic(self, X):
+    def bic(self, X, sample_weight=None):
         """Bayesian information criterion, ``-2 log L + p log n``; lower is better."""
-        return float(self.criteria(X)["bic"])
+        return float(self.criteria(X, sample_weight)["bic"])
 
-    def aic(self, X):
+    def aic(self, X, sample_weight=None):
         """Akaike information criterion, ``-2 log L + 2 p``; lower is better."""
-        return float(self.criteria(X)["aic"])
+        return float(self.criteria(X, sample_weight)["aic"])
 
-    def icl(self, X):
+    def icl(self, X, sample_weight=None):
         """Integrated completed likelihood in BIC units (lower is better):
         ``bic(X) - 2 sum_n log tau_{n, z_n}``."""
-        return float(self.criteria(X)["icl"])
+        return float(self.criteria(X, sample_weight)["icl"])
 
     def sample(self, n_samples=1):
         """Draw (X, y) from the fitted mixture; rows grouped by component as scikit-learn."""

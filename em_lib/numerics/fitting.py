@@ -25,13 +25,13 @@ full >= diag >= spherical, full >= tied, K >= K - 1 (up to round-off).
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .covariance import any_to_full, check_covariance_type
 from .criteria import logsumexp
-from .gaussian import PreparedData, log_gaussian_density
+from .gaussian import PreparedData, check_sample_weight, log_gaussian_density
 from .init import check_init, initial_parameters, start_kinds
 from .mixture_em import MixtureFit, fit_mixture_em
 from .monitor import check_tol_type
@@ -160,7 +160,7 @@ class MixtureFitResult:
     converged: bool
     n_iter: int
     trace: np.ndarray
-    n_samples: int
+    n_samples: float
     prepared: PreparedData = field(repr=False, default=None)
 
     @property
@@ -173,9 +173,21 @@ class MixtureFitResult:
         return np.flatnonzero([":" not in str(kind) for kind in self.origin])
 
 
+def positive_rows(X, sample_weight=None):
+    """``X`` as floats and its checked row weights (n,), rows of weight 0 removed (they add
+    nothing to the fit, and no start may be drawn from them); weights None stay None."""
+    X = np.asarray(X, dtype=float)
+    weights = check_sample_weight(sample_weight, X.shape[0])
+    if weights is None or (weights > 0).all():
+        return X, weights
+    keep = weights > 0
+    return X[keep], weights[keep]
+
+
 class MixtureLattice:
     """Fitted solutions of one data set under one settings object and one seed.
 
+    ``sample_weight`` (n,) weights the rows of every fit (rows of weight 0 are removed).
     ``solutions`` maps ``(covariance_type, n_components)`` to the :class:`MixtureFitResult`
     fitted by :meth:`fit`; :meth:`clear` empties it. Every fit uses the same ``random_state``
     (an int or SeedSequence gives each fit the same stream as a direct fit with that seed),
@@ -183,8 +195,8 @@ class MixtureLattice:
     Engines (the data's feature matrix per covariance type) are shared by all fits.
     """
 
-    def __init__(self, X, settings: MixtureSettings, random_state=None):
-        self.X = np.asarray(X, dtype=float)
+    def __init__(self, X, settings: MixtureSettings, random_state=None, sample_weight=None):
+        self.X, self.sample_weight = positive_rows(X, sample_weight)
         self.settings = settings.validate()
         self.random_state = random_state
         self.solutions: dict[tuple[str, int], MixtureFitResult] = {}
@@ -192,7 +204,9 @@ class MixtureLattice:
 
     def prepared(self, covariance_type) -> PreparedData:
         if covariance_type not in self._prepared:
-            self._prepared[covariance_type] = PreparedData(self.X, covariance_type)
+            self._prepared[covariance_type] = PreparedData(
+                self.X, covariance_type, sample_weight=self.sample_weight
+            )
         return self._prepared[covariance_type]
 
     def fit(self, n_components, covariance_type) -> MixtureFitResult:
@@ -205,6 +219,7 @@ class MixtureLattice:
                 self.settings,
                 self.random_state,
                 lattice=self,
+                sample_weight=self.sample_weight,
             )
         return self.solutions[key]
 
@@ -296,10 +311,10 @@ def nested_starts(lattice: MixtureLattice, n_components, covariance_type):
 # ---------------------------------------------------------------------------------------------
 
 
-def _polish(X, fit, settings, prior, prepared):
+def _polish(X, fit, settings, prior, prepared, sample_weight=None):
     """(polished MixtureFit, rows of ``fit`` polished, row of the best polished start) or None
     when polishing found nothing usable at least as good as the unpolished best."""
-    scale = np.sqrt(np.nanvar(X, axis=0)) + 1e-300
+    scale = np.sqrt(prepared.feature_variances) + 1e-300
     objective = np.where(fit.failed, -np.inf, fit.objective)
     chosen = distinct_best(objective, fit.weights, fit.means, scale, settings.polish_starts)
     if chosen.size == 0:
@@ -315,6 +330,7 @@ def _polish(X, fit, settings, prior, prepared):
         reg_covar=settings.reg_covar,
         prior=prior,
         prepared=prepared,
+        sample_weight=sample_weight,
     )
     row = best_polished(polish, fit.objective[chosen[0]])
     if row is None:
@@ -336,6 +352,7 @@ def fit_mixture(
     *,
     lattice: MixtureLattice | None = None,
     initial: dict | None = None,
+    sample_weight=None,
 ) -> MixtureFitResult:
     """Fit a Gaussian mixture: starts, nested starts, batched EM, polishing, best start.
 
@@ -355,6 +372,11 @@ def fit_mixture(
         (I, K), ``means`` (I, K, d), ``covariances`` (typed); those not given come from
         ``init_params``. With all three, no random start is drawn. Nested starts are not
         added to user-given starts.
+    sample_weight : (n_samples,) array, optional
+        Frequency weights of the rows (>= 0): an integer weight fits like that many copies of
+        the row, scaling every weight changes nothing, and rows of weight 0 are left out.
+        The result's ``n_samples`` is the total weight (the ``n`` of BIC). With a lattice,
+        its own weights are used.
 
     Returns
     -------
@@ -362,15 +384,18 @@ def fit_mixture(
     """
     settings = settings.validate()
     check_covariance_type(covariance_type)
-    X = np.asarray(X, dtype=float)
+    if lattice is not None:
+        X, sample_weight = lattice.X, lattice.sample_weight
+    else:
+        X, sample_weight = positive_rows(X, sample_weight)
     if lattice is None and settings.nested_starts and initial is None:
-        lattice = MixtureLattice(X, settings, random_state)
+        lattice = MixtureLattice(X, settings, random_state, sample_weight)
     prepared = (
         lattice.prepared(covariance_type)
         if lattice is not None
-        else PreparedData(X, covariance_type)
+        else PreparedData(X, covariance_type, sample_weight=sample_weight)
     )
-    prior = settings.prior_for(X, n_components, covariance_type)
+    prior = settings.prior_for(X, n_components, covariance_type, sample_weight)
     initial = dict(initial or {})
     given = ("weights", "means", "covariances")
     if all(name in initial for name in given):
@@ -388,6 +413,7 @@ def fit_mixture(
             reg_covar=settings.reg_covar,
             prior=prior,
             prepared=prepared,
+            sample_weight=sample_weight,
         )
         weights = np.asarray(initial.get("weights", weights), dtype=float)
         means = np.asarray(initial.get("means", means), dtype=float)
@@ -416,11 +442,12 @@ def fit_mixture(
         reg_covar=settings.reg_covar,
         prior=prior,
         prepared=prepared,
+        sample_weight=sample_weight,
     )
     best = fit.best_or_raise()
     polished = None
     if settings.polish_tol is not None and settings.max_iter > 0:
-        polished = _polish(X, fit, settings, prior, prepared)
+        polished = _polish(X, fit, settings, prior, prepared, sample_weight)
     pick = choose_fit(fit, best, polished)
     chosen, row = pick["chosen"], pick["row"]
     return MixtureFitResult(
@@ -441,6 +468,113 @@ def fit_mixture(
         converged=pick["converged"],
         n_iter=pick["n_iter"],
         trace=pick["trace"],
-        n_samples=int(fit.n_samples),
+        n_samples=float(fit.n_samples) if sample_weight is not None else int(fit.n_samples),
         prepared=prepared,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# replicates: one batch, each start with its own row weights
+# ---------------------------------------------------------------------------------------------
+
+
+def fit_replicates(
+    X,
+    starts: dict,
+    covariance_type,
+    settings: MixtureSettings,
+    sample_weight,
+    *,
+    groups=None,
+    prior=None,
+) -> MixtureFit:
+    """Fit many weighted versions of one data set in one batch: start ``i`` sees the rows
+    weighted by ``sample_weight[i]`` (a bootstrap replicate's counts or Dirichlet weights).
+
+    Every start runs batched EM to ``settings.tol`` and, with ``settings.polish_tol``, is then
+    polished (SQUAREM) to that relative tolerance: no start is pruned against another, since
+    each fits its own data. With ``groups`` (I,) several starts share a replicate and the best
+    of each group (highest objective among the usable ones) is returned.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array; NaN marks a missing entry
+    starts : dict with ``weights`` (I, K), ``means`` (I, K, d), ``covariances`` (typed)
+    covariance_type : str
+    settings : MixtureSettings
+        ``tol``, ``tol_type``, ``max_iter``, ``reg_covar``, ``polish_tol`` are used; the starts
+        are given, so ``n_init``, ``init_params`` and nesting are not.
+    sample_weight : (I, n_samples) array of row weights >= 0
+    groups : (I,) int array, optional
+        Replicate of each start (0..B-1); None: one start per replicate.
+    prior : ConjugatePrior, optional
+        Resolved prior (the same for every replicate).
+
+    Returns
+    -------
+    MixtureFit with one row per replicate (``n_samples``: each replicate's total weight).
+    """
+    settings = settings.validate()
+    X = np.asarray(X, dtype=float)
+    weights = check_sample_weight(sample_weight, X.shape[0], n_init=len(starts["weights"]))
+    if weights.ndim == 1:
+        raise ValueError("fit_replicates needs one row of weights per start, shape (I, n)")
+    prepared = PreparedData(X, covariance_type)
+    options = {"reg_covar": settings.reg_covar, "prior": prior, "prepared": prepared}
+    fit = fit_mixture_em(
+        X,
+        starts["weights"],
+        starts["means"],
+        starts["covariances"],
+        covariance_type,
+        tol=settings.tol,
+        tol_type=settings.tol_type,
+        max_iter=settings.max_iter,
+        sample_weight=weights,
+        **options,
+    )
+    if settings.polish_tol is not None and settings.max_iter > 0:
+        usable = np.flatnonzero(~fit.failed)
+        polished = polish_em(
+            X,
+            fit.weights[usable],
+            fit.means[usable],
+            fit.covariances[usable],
+            covariance_type,
+            tol=settings.polish_tol,
+            max_iter=10 * settings.max_iter,
+            prune=False,
+            sample_weight=weights[usable],
+            **options,
+        )
+        fit = _merge_polished(fit, polished, usable)
+    if groups is None:
+        return fit
+    groups = np.asarray(groups, dtype=int)
+    score = np.where(fit.failed, -np.inf, fit.objective)
+    order = np.lexsort((-score, groups))  # by group, best first
+    first = order[np.r_[True, groups[order][1:] != groups[order][:-1]]]
+    return _take(fit, first)
+
+
+def _take(fit: MixtureFit, rows) -> MixtureFit:
+    """The starts ``rows`` of a batched fit."""
+    values = {name: getattr(fit, name)[rows] for name in MixtureFit.PER_START}
+    n_samples = fit.n_samples[rows] if np.ndim(fit.n_samples) else fit.n_samples
+    return replace(fit, **values, n_samples=n_samples)
+
+
+def _merge_polished(fit: MixtureFit, polished: MixtureFit, rows) -> MixtureFit:
+    """``fit`` with the starts ``rows`` replaced by their polished solutions (iterations of
+    both stages added; converged when the polishing converged; ``trace`` stays the batch's)."""
+    values = {name: np.array(getattr(fit, name), copy=True) for name in MixtureFit.PER_START}
+    for name in ("weights", "means", "covariances", "precisions_cholesky"):
+        values[name][rows] = getattr(polished, name)
+    values["log_likelihood"][rows] = polished.log_likelihood
+    values["log_prior"][rows] = polished.log_prior
+    values["converged"][rows] = polished.converged
+    values["failed"][rows] = polished.failed
+    values["failure_reason"][rows] = polished.failure_reason
+    values["n_iter"][rows] += polished.n_iter
+    values["max_decrease"][rows] = np.maximum(values["max_decrease"][rows], polished.max_decrease)
+    return replace(fit, **values)

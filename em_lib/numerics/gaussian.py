@@ -69,6 +69,43 @@ def _typed_second(second_full: np.ndarray, covariance_type: str) -> np.ndarray:
     return np.trace(second_full, axis1=-2, axis2=-1)
 
 
+def block_weights(row_weights, rows):
+    """The row weights of a block of rows: None, (B,) shared by every start, or (I, B)."""
+    if row_weights is None:
+        return None
+    return row_weights[..., rows]
+
+
+def weigh_block(log_norm, resp_t, weights, n_comp, want_stats):
+    """Apply a block's row weights: returns the weighted log-likelihood of every start (I,)
+    and, when ``want_stats``, scales the responsibilities ``resp_t`` (I*K, B) in place.
+    A row of weight 0 adds nothing, even where its density underflows."""
+    if weights is None:
+        return log_norm.sum(1)
+    weights = np.broadcast_to(weights, log_norm.shape)
+    with np.errstate(invalid="ignore"):
+        contribution = np.where(weights > 0, log_norm * weights, 0.0).sum(1)
+    if want_stats:
+        n_init = log_norm.shape[0]
+        resp_t.reshape(n_init, n_comp, -1)[...] *= weights[:, None, :]
+    return contribution
+
+
+def weight_columns(row_weights, rows, n_init, n_comp):
+    """Row weights of ``rows`` as a (B, I*K) or (B, 1) factor for one-hot or responsibility
+    columns laid out start-major; None without weights."""
+    weights = block_weights(row_weights, rows)
+    if weights is None:
+        return None
+    if weights.ndim == 1:
+        return weights[:, None]
+    return np.repeat(weights.T, n_comp, axis=1)
+
+
+def _scaled(columns, factor):
+    return columns if factor is None else columns * factor
+
+
 class CompleteDataEngine:
     """E-step + statistics for complete data (no NaN), blocked over samples.
 
@@ -130,12 +167,15 @@ class CompleteDataEngine:
         want_stats=True,
         want_log_prob=False,
         want_samples=False,
+        row_weights=None,
     ):
         """One pass over the data.
 
         Returns a dict with ``loglik`` (I,) summed over samples, and on request ``stats``
         ``(nk, first, second)``, ``weighted_log_prob`` (I, n, K), ``log w_k + log N(x_n)``,
-        and ``sample_loglik`` (I, n).
+        and ``sample_loglik`` (I, n). ``row_weights`` (None, (n,) or (I, n)) weight each
+        row's log-likelihood and statistics (``sample_loglik`` and ``weighted_log_prob`` stay
+        per row, unweighted).
         """
         n_init, n_comp, d = means.shape
         W = estep_weight_matrix(log_weights, means, prec_chol, self.covariance_type)
@@ -151,7 +191,8 @@ class CompleteDataEngine:
                     weighted_t.reshape(n_init, n_comp, stop - start), 1, 2
                 )
             log_norm, resp_t = normalise_log_probs(weighted_t, n_comp, want_stats)
-            loglik += log_norm.sum(1)
+            weights = block_weights(row_weights, slice(start, stop))
+            loglik += weigh_block(log_norm, resp_t, weights, n_comp, want_stats)
             if want_samples:
                 samples[:, start:stop] = log_norm
             if want_stats:
@@ -175,26 +216,29 @@ class CompleteDataEngine:
             second = second[..., 0]
         return nk, first, second
 
-    def statistics_from_labels(self, labels, n_components):
+    def statistics_from_labels(self, labels, n_components, row_weights=None):
         """Statistics ``(nk, first, second)`` of hard partitions ``labels`` (I, n): one-hot
         responsibilities built block by block (never (I, n, K) at once), reusing the cached
-        features."""
+        features; rows weighted by ``row_weights`` (None, (n,) or (I, n))."""
         n_init = labels.shape[0]
         offsets = (np.arange(n_init) * n_components)[None, :]
         acc = np.zeros((self.layout.n_columns, n_init * n_components))
         for start, stop, phi in self._blocks():
             onehot = np.zeros((stop - start, n_init * n_components))
             onehot[np.arange(stop - start)[:, None], labels[:, start:stop].T + offsets] = 1.0
-            acc += phi.T @ onehot
+            factor = weight_columns(row_weights, slice(start, stop), n_init, n_components)
+            acc += phi.T @ _scaled(onehot, factor)
         return self._unpack(acc, n_init, n_components, self.X.shape[1])
 
-    def statistics_from_resp(self, resp):
-        """Weighted statistics for given responsibilities ``resp`` (I, n, K)."""
+    def statistics_from_resp(self, resp, row_weights=None):
+        """Weighted statistics for given responsibilities ``resp`` (I, n, K), rows weighted
+        by ``row_weights`` (None, (n,) or (I, n))."""
         n_init, _, n_comp = resp.shape
         flat = np.transpose(resp, (1, 0, 2)).reshape(self.n_samples, -1)
         acc = np.zeros((self.layout.n_columns, n_init * n_comp))
         for start, stop, phi in self._blocks():
-            acc += phi.T @ flat[start:stop]
+            factor = weight_columns(row_weights, slice(start, stop), n_init, n_comp)
+            acc += phi.T @ _scaled(flat[start:stop], factor)
         return self._unpack(acc, n_init, n_comp, self.X.shape[1])
 
 
@@ -269,6 +313,7 @@ class MissingDataEngine:
         want_log_prob=False,
         want_samples=False,
         covariance_type=None,
+        row_weights=None,
     ):
         """As :meth:`CompleteDataEngine.estep`, but takes covariances (not their factors)."""
         covariance_type = covariance_type or self.covariance_type
@@ -296,7 +341,8 @@ class MissingDataEngine:
                         weighted_t.reshape(n_init, n_comp, len(block_rows)), 1, 2
                     )
                 log_norm, resp_t = normalise_log_probs(weighted_t, n_comp, want_stats)
-                loglik += log_norm.sum(1)
+                weights = block_weights(row_weights, block_rows)
+                loglik += weigh_block(log_norm, resp_t, weights, n_comp, want_stats)
                 if want_samples:
                     samples[:, block_rows] = log_norm
                 if want_stats:
@@ -352,9 +398,12 @@ class MissingDataEngine:
         )
         second[..., miss[:, None], miss] += mm
 
-    def statistics_from_resp(self, resp, means, covariances, covariance_type=None):
+    def statistics_from_resp(
+        self, resp, means, covariances, covariance_type=None, row_weights=None
+    ):
         """Expected complete-data statistics for given responsibilities ``resp`` (I, n, K),
-        with conditional expectations under ``means``/``covariances`` (centred)."""
+        with conditional expectations under ``means``/``covariances`` (centred); rows
+        weighted by ``row_weights`` (None, (n,) or (I, n))."""
         covariance_type = covariance_type or self.covariance_type
         n_init, n_comp, d = means.shape
         full = any_to_full(covariances, covariance_type, n_comp, d)
@@ -367,7 +416,8 @@ class MissingDataEngine:
             acc = np.zeros((layout.n_columns, n_init * n_comp))
             for block_rows, phi in self._pattern_blocks(obs, rows, layout, phi_cache):
                 flat = np.transpose(resp[:, block_rows], (1, 0, 2)).reshape(len(block_rows), -1)
-                acc += phi.T @ flat
+                factor = weight_columns(row_weights, block_rows, n_init, n_comp)
+                acc += phi.T @ _scaled(flat, factor)
             self._accumulate(acc, obs, miss, means, full, cov_oo, nk, first, second)
         return nk, first, _typed_second(second, covariance_type)
 
@@ -401,7 +451,11 @@ class PreparedData:
     so one object is shared by the initialisation, the EM run and the polishing of a fit.
 
     ``keep`` marks rows with at least one observed entry; ``center`` is their column mean
-    (NaN ignored); ``engine`` works on ``X[keep] - center``.
+    (NaN ignored; weighted by ``sample_weight`` when given); ``engine`` works on
+    ``X[keep] - center``; ``feature_variances`` are the kept rows' column variances (the
+    scale of the collapse test and of the distance between solutions), weighted likewise.
+    ``sample_weight`` (n,) are row weights shared by every start of the fits that use this
+    object; weights that differ per start are passed to the fits themselves.
     """
 
     def __init__(
@@ -411,11 +465,13 @@ class PreparedData:
         block_size=DEFAULT_BLOCK_SIZE,
         cache_bytes=DEFAULT_CACHE_BYTES,
         force_missing=False,
+        sample_weight=None,
     ):
         X = np.asarray(X, dtype=float)
         self.keep = ~np.isnan(X).all(axis=1)
         kept = X[self.keep]
-        self.center = np.nanmean(kept, axis=0)
+        self.row_weights = None if sample_weight is None else sample_weight[self.keep]
+        self.center, self.feature_variances = weighted_moments(kept, self.row_weights)
         self.covariance_type = covariance_type
         self.engine = make_engine(
             kept - self.center, covariance_type, block_size, cache_bytes, force_missing
@@ -424,6 +480,46 @@ class PreparedData:
     @property
     def missing(self) -> bool:
         return isinstance(self.engine, MissingDataEngine)
+
+    def rows(self, sample_weight):
+        """``sample_weight`` (None, (n,) or (I, n) over the rows of ``X``) restricted to the
+        kept rows, with the total weight of each start (a number, or (I,))."""
+        if sample_weight is None:
+            return None, self.engine.n_samples
+        weights = np.asarray(sample_weight, dtype=float)[..., self.keep]
+        return weights, weights.sum(-1)
+
+
+def weighted_moments(X, weights=None):
+    """Column means and variances of ``X`` ignoring NaN, rows weighted by ``weights``."""
+    if weights is None:
+        return np.nanmean(X, axis=0), np.nanvar(X, axis=0)
+    observed = ~np.isnan(X)
+    column_weights = np.where(observed, weights[:, None], 0.0)
+    totals = column_weights.sum(0)
+    filled = np.where(observed, X, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (column_weights * filled).sum(0) / totals
+        spread = np.where(observed, filled - means, 0.0)
+        variances = (column_weights * spread**2).sum(0) / totals
+    return means, variances
+
+
+def check_sample_weight(sample_weight, n_samples, n_init=None):
+    """Row weights as a float array of shape (n,) or, when ``n_init`` is given, (n_init, n)
+    as well; finite and >= 0 with a positive total per start. None stays None."""
+    if sample_weight is None:
+        return None
+    weights = np.asarray(sample_weight, dtype=float)
+    shapes = [(n_samples,)] + ([(n_init, n_samples)] if n_init is not None else [])
+    if weights.shape not in shapes:
+        wanted = " or ".join(str(shape) for shape in shapes)
+        raise ValueError(f"sample_weight must have shape {wanted}, got {weights.shape}")
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError("sample_weight must be finite and >= 0")
+    if (weights.sum(-1) <= 0).any():
+        raise ValueError("sample_weight must not be all zero: the weights need a positive sum")
+    return weights
 
 
 def run_estep(engine, log_weights, means, covariances, prec_chol, **kwargs):

@@ -368,6 +368,7 @@ def initial_parameters(
     short_em_runs=10,
     short_em_iter=5,
     prepared=None,
+    sample_weight=None,
 ):
     """Starting weights, means and covariances for ``n_init`` starts.
 
@@ -378,6 +379,9 @@ def initial_parameters(
     prepared : em_lib.numerics.gaussian.PreparedData, optional
         The fit's engine for the same ``X`` (complete data): its centred data and cached
         features are reused instead of being built again.
+    sample_weight : (n_samples,) array, optional
+        Row weights: the partitions (Ward, k-means, random rows) are drawn from the rows as
+        they are, and the starting parameters are the weighted moments of each part.
 
     Returns
     -------
@@ -392,9 +396,12 @@ def initial_parameters(
     ):
         engine, center = prepared.engine, prepared.center
         Xc = engine.X
+        row_weights = None if sample_weight is None else np.asarray(sample_weight)[prepared.keep]
     else:
         X = np.asarray(X, dtype=float)
-        X = X[~np.isnan(X).all(axis=1)]
+        keep = ~np.isnan(X).all(axis=1)
+        X = X[keep]
+        row_weights = None if sample_weight is None else np.asarray(sample_weight)[keep]
         if np.isnan(X).any():
             X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         center = X.mean(axis=0)
@@ -416,6 +423,7 @@ def initial_parameters(
             rng,
             reg_covar=reg_covar,
             prior=prior,
+            sample_weight=row_weights,
         )
         short = fit_mixture_em(
             X,
@@ -427,6 +435,7 @@ def initial_parameters(
             max_iter=short_em_iter,
             reg_covar=reg_covar,
             prior=prior,
+            sample_weight=row_weights,
         )
         score = np.where(short.failed, -np.inf, short.objective).reshape(n_init, short_em_runs)
         chosen = np.arange(n_init) * short_em_runs + np.argmax(score, axis=1)
@@ -435,7 +444,7 @@ def initial_parameters(
     if method == "random":
         resp = rng.uniform(size=(n_init, n, n_components))
         resp /= resp.sum(axis=2, keepdims=True)
-        stats = engine.statistics_from_resp(resp)
+        stats = engine.statistics_from_resp(resp, row_weights)
     else:
         # k-means style seeding runs on at most ``kmeans_max_rows`` rows (a random subsample
         # for large data); every row is then assigned to its nearest centre once.
@@ -471,7 +480,7 @@ def initial_parameters(
         else:  # random_from_data
             picks = np.argsort(rng.random((n_init, n)), axis=1)[:, :n_components]
             labels = assign(Xc, Xc[picks])
-        stats = engine.statistics_from_labels(labels, n_components)
+        stats = engine.statistics_from_labels(labels, n_components, row_weights)
     prior_c = prior.shifted(center) if prior is not None else None
     weights, means, covariances = mstep(stats, covariance_type, reg_covar, prior_c)
     return weights, means + center, covariances

@@ -95,6 +95,7 @@ def fit_mixture_em(
     cache_bytes=DEFAULT_CACHE_BYTES,
     force_missing=False,
     prepared: PreparedData | None = None,
+    sample_weight=None,
 ) -> MixtureFit:
     """Run EM from ``I`` starting points at once.
 
@@ -118,6 +119,13 @@ def fit_mixture_em(
     prepared : PreparedData, optional
         The engine already built for ``X`` and ``covariance_type`` (shared with the
         initialisation and polishing of the same fit); built here if not given.
+    sample_weight : None, (n_samples,) or (I, n_samples) array
+        Row weights (frequency weights: an integer weight counts a row that many times),
+        shared by every start or one row of weights per start (a batch of bootstrap
+        replicates). The objective is the weighted sum of the rows' log-likelihoods; the
+        per-sample trace and the ``absolute`` tolerance divide it by each start's total
+        weight, so scaling all weights changes neither. ``n_samples`` of the result is that
+        total (one number, or (I,) with per-start weights).
 
     Returns
     -------
@@ -126,11 +134,14 @@ def fit_mixture_em(
     check_covariance_type(covariance_type)
     check_tol_type(tol_type)
     if prepared is None or prepared.covariance_type != covariance_type:
-        prepared = PreparedData(X, covariance_type, block_size, cache_bytes, force_missing)
+        shared = sample_weight if np.ndim(sample_weight) == 1 else None
+        prepared = PreparedData(
+            X, covariance_type, block_size, cache_bytes, force_missing, sample_weight=shared
+        )
     engine, center, keep = prepared.engine, prepared.center, prepared.keep
-    n_samples = engine.n_samples
+    row_weights, n_samples = prepared.rows(sample_weight)
     prior_c = prior.shifted(center) if prior is not None else None
-    feature_variances = np.nanvar(engine.X, axis=0)
+    feature_variances = prepared.feature_variances
 
     weights = np.array(weights, dtype=float)
     means = np.array(means, dtype=float) - center
@@ -155,6 +166,7 @@ def fit_mixture_em(
             covariances[index],
             prec_chol[index],
             want_stats=want_stats,
+            row_weights=row_weights if np.ndim(row_weights) < 2 else row_weights[index],
         )
 
     for _ in range(max_iter):

@@ -50,8 +50,9 @@ class EMMonitor:
         Columns of the trace.
     tol : float
     tol_type : {"absolute", "relative"}
-    n_samples : int
-        Divides the summed objective into the per-sample trace (and the absolute test).
+    n_samples : float or (I,) array
+        Divides the summed objective into the per-sample trace (and the absolute test): the
+        number of samples, or the total row weight of each start in a weighted fit.
     initial_ok : (I,) bool array, optional
         Starts whose parameters are usable at all; the others fail at once.
     """
@@ -59,7 +60,8 @@ class EMMonitor:
     def __init__(self, n_init, max_iter, *, tol, tol_type="absolute", n_samples=1, initial_ok=None):
         self.tol = float(tol)
         self.tol_type = check_tol_type(tol_type)
-        self.n_samples = max(int(n_samples), 1)
+        totals = np.broadcast_to(np.asarray(n_samples, dtype=float), (n_init,))
+        self.n_samples = np.where(totals > 0, totals, 1.0)
         self.trace = np.full((n_init, max_iter), np.nan)
         self.n_iter = np.zeros(n_init, dtype=int)
         self.converged = np.zeros(n_init, dtype=bool)
@@ -94,7 +96,7 @@ class EMMonitor:
         of finite objectives."""
         index = np.asarray(index, dtype=int)
         total = np.asarray(total, dtype=float)
-        objective = total / self.n_samples
+        objective = total / self.n_samples[index]
         finite = np.isfinite(objective)
         column = self.n_iter[index]
         inside = finite & (column < self.trace.shape[1])
@@ -107,11 +109,13 @@ class EMMonitor:
         self._latest[index] = objective
         return finite
 
-    def is_converged(self, new, old) -> np.ndarray:
-        """The tolerance test between per-sample objectives ``old`` and ``new`` (arrays)."""
+    def is_converged(self, new, old, index=None) -> np.ndarray:
+        """The tolerance test between per-sample objectives ``old`` and ``new`` (arrays) of
+        starts ``index`` (all starts when None)."""
         if self.tol_type == "absolute":
             return np.abs(new - old) < self.tol
-        new_total, old_total = new * self.n_samples, old * self.n_samples
+        size = self.n_samples if index is None else self.n_samples[np.asarray(index, dtype=int)]
+        new_total, old_total = new * size, old * size
         return np.abs(new_total - old_total) / (1.0 + np.abs(new_total)) < self.tol
 
     def advance(self, index, ok, updates=()) -> np.ndarray:
@@ -128,7 +132,7 @@ class EMMonitor:
         for start in index[~ok]:
             self.fail([start], f"{COLLAPSE_REASON} at iteration {self.n_iter[start]}")
         latest = self._latest[index]
-        done = self.is_converged(latest, self._previous[index]) & ok
+        done = self.is_converged(latest, self._previous[index], index) & ok
         self.converged[index[done]] = True
         self.active[index[done]] = False
         self._previous[index] = latest

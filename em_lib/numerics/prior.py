@@ -58,14 +58,22 @@ class ConjugatePrior:
         return ConjugatePrior(self.mean - center, self.shrinkage, self.dof, self.scale)
 
 
-def default_prior(X: np.ndarray, n_components: int, covariance_type: str) -> ConjugatePrior:
+def default_prior(
+    X: np.ndarray, n_components: int, covariance_type: str, sample_weight=None
+) -> ConjugatePrior:
     """mclust's default prior for data ``X`` (NaN allowed: column means / variances of the
-    observed entries; off-diagonal covariances from mean-imputed data)."""
+    observed entries; off-diagonal covariances from mean-imputed data). ``sample_weight``
+    (n,) counts rows as frequency weights (an integer weight as that many copies)."""
     n_features = X.shape[1]
-    mean = np.nanmean(X, axis=0)
-    filled = np.where(np.isnan(X), mean, X)
-    cov = np.atleast_2d(np.cov(filled, rowvar=False))
-    observed_var = np.nanvar(X, axis=0, ddof=1)
+    weights = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight)
+    observed = ~np.isnan(X)
+    column_weights = np.where(observed, weights[:, None], 0.0)
+    totals = column_weights.sum(0)
+    mean = np.where(observed, X, 0.0).T @ weights / totals
+    centred = np.where(observed, X - mean, 0.0)
+    total = weights.sum()
+    cov = np.atleast_2d((centred * weights[:, None]).T @ centred / _unbiased(total))
+    observed_var = (column_weights * centred**2).sum(0) / _unbiased(totals)
     cov[np.diag_indices(n_features)] = observed_var
     factor = n_components ** (2.0 / n_features)
     if covariance_type in ("full", "tied"):
@@ -77,6 +85,11 @@ def default_prior(X: np.ndarray, n_components: int, covariance_type: str) -> Con
     else:
         scale = np.asarray(np.trace(cov) / n_features / factor)
     return ConjugatePrior(mean, 0.01, float(n_features + 2), scale)
+
+
+def _unbiased(total):
+    """The ``ddof=1`` denominator of frequency-weighted moments (the total when below 1)."""
+    return np.where(total > 1, total - 1.0, total)
 
 
 def map_update(nk, first, second, covariance_type, prior: ConjugatePrior, n_total):
@@ -169,18 +182,19 @@ def log_prior_density(means, covariances, prec_chol, covariance_type, prior: Con
     return (log_ig + log_normal).sum(-1)
 
 
-def resolve_prior(prior, X, n_components, covariance_type):
+def resolve_prior(prior, X, n_components, covariance_type, sample_weight=None):
     """The prior of one fit: None, the given :class:`ConjugatePrior`, or for ``"default"`` the
-    :func:`default_prior` of ``X`` for ``n_components`` and ``covariance_type``."""
+    :func:`default_prior` of ``X`` (rows weighted by ``sample_weight``) for ``n_components``
+    and ``covariance_type``."""
     if prior is None or isinstance(prior, ConjugatePrior):
         return prior
-    return default_prior(X, n_components, covariance_type)
+    return default_prior(X, n_components, covariance_type, sample_weight)
 
 
 class PriorSetting:
     """Mixin of a settings object with a ``prior`` attribute (None, ``"default"`` or a
     :class:`ConjugatePrior`)."""
 
-    def prior_for(self, X, n_components, covariance_type):
+    def prior_for(self, X, n_components, covariance_type, sample_weight=None):
         """The prior of a fit of ``X`` (:func:`resolve_prior`)."""
-        return resolve_prior(self.prior, X, n_components, covariance_type)
+        return resolve_prior(self.prior, X, n_components, covariance_type, sample_weight)

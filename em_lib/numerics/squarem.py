@@ -78,6 +78,7 @@ def _from_vector(vector, n_comp, d, covariance_type):
 
 PRUNE_RATE = 0.999
 DUPLICATE_TOLERANCE = 1e-2  # data standard deviations
+ROUNDOFF = 1e-12  # relative: objectives closer than this count as equal
 
 
 def polish_em(
@@ -93,24 +94,33 @@ def polish_em(
     prior: ConjugatePrior | None = None,
     prepared: PreparedData | None = None,
     prune=True,
+    sample_weight=None,
 ) -> MixtureFit:
     """Continue EM from the given starts (init dimension first) with SQUAREM acceleration.
 
     ``max_iter`` bounds the number of EM-map evaluations (each one E-step and M-step). The
     returned :class:`MixtureFit` holds, per start, the best evaluated parameters; its
     ``trace`` is the best objective seen (per sample) after each evaluation, and ``n_iter``
-    the number of evaluations. With ``prune``, a start stops early (``settings["pruned"]``)
+    the number of evaluations. A start has converged when one plain EM step changes its mean
+    per-sample objective ``l`` by less than ``tol * (1 + |l|)`` (relative, and unchanged when
+    every row weight is scaled by the same factor). With ``prune``, a start stops early (``settings["pruned"]``)
     once it cannot catch up with the best start: its objective plus its last EM step's gain
     divided by ``1 - PRUNE_RATE`` (what the rest of a linearly converging EM run at rate 0.999
     would add) stays below the best objective so far, or its means and weights have come
     within ``DUPLICATE_TOLERANCE`` data standard deviations of the best start's.
+    ``sample_weight``: row weights as in :func:`~em_lib.numerics.mixture_em.fit_mixture_em`;
+    with weights that differ per start the starts fit different data, so ``prune`` must be
+    off.
     """
     if prepared is None or prepared.covariance_type != covariance_type:
-        prepared = PreparedData(X, covariance_type)
+        shared = sample_weight if np.ndim(sample_weight) == 1 else None
+        prepared = PreparedData(X, covariance_type, sample_weight=shared)
     engine, center = prepared.engine, prepared.center
-    n = engine.n_samples
+    row_weights, n = prepared.rows(sample_weight)
+    if prune and np.ndim(row_weights) == 2:
+        raise ValueError("starts with their own row weights cannot be pruned against each other")
     prior_c = prior.shifted(center) if prior is not None else None
-    feature_variances = np.nanvar(engine.X, axis=0)
+    feature_variances = prepared.feature_variances
     scale = np.sqrt(feature_variances) + 1e-300
     weights = np.array(weights, dtype=float)
     means = np.array(means, dtype=float) - center
@@ -141,8 +151,15 @@ def polish_em(
         sub = np.flatnonzero(ok)
         if sub.size:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                weights_sub = row_weights if np.ndim(row_weights) < 2 else row_weights[index[sub]]
                 result = run_estep(
-                    engine, np.log(w[sub]), mu[sub], cov[sub], prec[sub], want_stats=True
+                    engine,
+                    np.log(w[sub]),
+                    mu[sub],
+                    cov[sub],
+                    prec[sub],
+                    want_stats=True,
+                    row_weights=weights_sub,
                 )
                 loglik[sub] = result["loglik"]
                 if prior_c is not None:
@@ -159,7 +176,12 @@ def polish_em(
             good &= np.isfinite(values[1]).all(axis=(1, 2)) & np.isfinite(values[0]).all(axis=1)
             good &= ~collapsed_starts(new_prec, covariance_type, feature_variances)
             new_ok[sub] = good
-        improved = (objective > best_objective[index]) & record
+        # the latest EM output replaces the best unless it is worse beyond round-off: near
+        # the optimum the choice between points whose objectives differ by round-off would
+        # otherwise depend on the summation order (weighted rows vs repeated rows)
+        floor = best_objective[index] - ROUNDOFF * (1.0 + np.abs(best_objective[index]))
+        improved = (objective >= np.where(np.isfinite(floor), floor, -np.inf)) & record
+        improved &= np.isfinite(objective)
         for name, value in (("weights", w), ("means", mu), ("covariances", cov)):
             best[name][index[improved]] = value[improved]
         best_objective[index[improved]] = objective[improved]
@@ -176,7 +198,9 @@ def polish_em(
         obj1, step2, ok2 = evaluate(active, *step1)
         usable = ok1 & ok2 & np.isfinite(obj0) & np.isfinite(obj1)
         with np.errstate(invalid="ignore"):
-            done = usable & monitor.is_converged(obj1 / n, obj0 / n)
+            size = n if np.ndim(n) == 0 else n[active]
+            new_mean, old_mean = obj1 / size, obj0 / size
+            done = usable & (np.abs(new_mean - old_mean) < tol * (1.0 + np.abs(new_mean)))
         monitor.mark_converged(active[done])
         if prune:
             # a start that even an EM rate of ``PRUNE_RATE`` could not lift to the leader
