@@ -15,6 +15,7 @@ __all__ = [
     "GaussianHMM",
     "GaussianMixture",
     "MixtureFit",
+    "bootstrap",
     "fit_mixture_em",
     "select_mixture",
     "__version__",
@@ -24,6 +25,7 @@ _LAZY = {
     "GaussianMixture": "em_lib.mixture",
     "GaussianHMM": "em_lib.hmm",
     "MixtureFit": "em_lib.numerics.mixture_em",
+    "bootstrap": "em_lib.uncertainty",
     "fit_mixture_em": "em_lib.numerics.mixture_em",
     "select_mixture": "em_lib.selection",
 }
