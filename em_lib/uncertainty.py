@@ -369,89 +369,110 @@ def _bootstrap_mixture(
     estimator, X, n_boot, kind, sample_weight, n_random_starts, random_state, feature_names
 ):
     from ._estimator import validate_X
+
+    data = validate_X(X, estimator_name="bootstrap")
+    if not estimator.__sklearn_is_fitted__():
+        estimator.fit(X, sample_weight=sample_weight)
+    result = estimator.fit_result_
+    return bootstrap_mixture(
+        data,
+        (result.weights, result.means, result.covariances),
+        estimator.covariance_type,
+        estimator._settings(),
+        n_boot=n_boot,
+        kind=kind,
+        sample_weight=sample_weight,
+        n_random_starts=n_random_starts,
+        random_state=random_state,
+        feature_names=_names(X, feature_names, data.shape[1]),
+    )
+
+
+def bootstrap_mixture(
+    X,
+    parameters,
+    covariance_type,
+    settings,
+    *,
+    n_boot=200,
+    kind="nonparametric",
+    sample_weight=None,
+    n_random_starts=0,
+    random_state=None,
+    feature_names=None,
+) -> BootstrapResult:
+    """The mixture bootstrap from a fitted model's parameters: what :func:`bootstrap` runs
+    for a :class:`~em_lib.GaussianMixture`, and what the workflow runs for a model stored in
+    its aggregate.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) float array; NaN marks a missing entry
+    parameters : (weights (K,), means (K, d), covariances of ``covariance_type``)
+        The maximum-likelihood (or MAP) fit on ``X``.
+    settings : em_lib.numerics.fitting.MixtureSettings
+        The fit's settings: the replicates use its ``tol``, ``tol_type``, ``max_iter``,
+        ``reg_covar``, ``prior``, ``polish_tol`` (and ``init_params`` for random starts).
+    Other parameters as in :func:`bootstrap`.
+    """
     from .numerics.covariance import any_to_full
     from .numerics.fitting import fit_replicates
     from .numerics.gaussian import check_sample_weight
-    from .numerics.init import initial_parameters
     from .numerics.starts import as_generator
 
     n_boot = _check_common(n_boot, kind, KINDS)
     if n_random_starts < 0 or int(n_random_starts) != n_random_starts:
         raise ValueError(f"n_random_starts must be an integer >= 0, got {n_random_starts!r}")
-    names = _names(X, feature_names, np.shape(X)[1] if np.ndim(X) == 2 else 0)
-    if not estimator.__sklearn_is_fitted__():
-        estimator.fit(X, sample_weight=sample_weight)
-    data = validate_X(X, estimator_name="bootstrap")
+    data = np.asarray(X, dtype=float)
     n, d = data.shape
+    names = _names(None, feature_names, d)
     base = check_sample_weight(sample_weight, n)
     base = np.ones(n) if base is None else base
-    settings = estimator._settings()
-    result = estimator.fit_result_
-    ct, n_comp = estimator.covariance_type, estimator.n_components
+    ml = tuple(np.asarray(part, dtype=float) for part in parameters)
+    n_comp = ml[0].shape[0]
+    ct = covariance_type
     prior = settings.prior_for(data, n_comp, ct, None if sample_weight is None else base)
     rng = as_generator(random_state)
     per = 1 + int(n_random_starts)
-    ml = (result.weights, result.means, result.covariances)
 
-    def starts_for(values, weights_rows):
-        """ML start plus random starts of each replicate, stacked replicate-major."""
-        parts = [[np.repeat(v[None], len(weights_rows), axis=0)] for v in values]
-        if per > 1:
-            random = [[], [], []]
-            for row in weights_rows:
-                drawn = initial_parameters(
-                    data,
-                    n_comp,
-                    ct,
-                    per - 1,
-                    settings.init_params,
-                    rng,
-                    reg_covar=settings.reg_covar,
-                    sample_weight=row,
-                )
-                for target, value in zip(random, drawn, strict=True):
-                    target.append(value)
-            ml_part = [p[0] for p in parts]
-            stacked = []
-            for first, extra in zip(ml_part, random, strict=True):
-                combined = np.concatenate([first[:, None], np.stack(extra)], axis=1)
-                stacked.append(combined.reshape((-1,) + first.shape[1:]))
-            return dict(zip(("weights", "means", "covariances"), stacked, strict=True))
-        return dict(zip(("weights", "means", "covariances"), (p[0] for p in parts), strict=True))
+    def starts_for(weights_rows):
+        """The ML start plus random starts of each replicate, stacked replicate-major."""
+        return _replicate_starts(data, ml, ct, settings, per, weights_rows, rng)
 
     if kind in ("nonparametric", "weighted"):
         W = replicate_weights(kind, n_boot, base, rng)
-        starts = starts_for(ml, W)
         groups = np.repeat(np.arange(n_boot), per)
         fits = fit_replicates(
-            data, starts, ct, settings, np.repeat(W, per, axis=0), groups=groups, prior=prior
+            data, starts_for(W), ct, settings, np.repeat(W, per, axis=0), groups=groups, prior=prior
         )
         fitted = (fits.weights, fits.means, fits.covariances)
         failed, converged, loglik = fits.failed, fits.converged, fits.log_likelihood
     else:
-        fitted_parts = [[], [], []]
-        failed = np.zeros(n_boot, dtype=bool)
-        converged = np.zeros(n_boot, dtype=bool)
-        loglik = np.zeros(n_boot)
+        parts = []
         missing = np.isnan(data)
-        for b in range(n_boot):
+        for _ in range(n_boot):
             simulated = _simulate_mixture(ml, ct, n, rng)
             simulated[missing] = np.nan
             ones = np.ones((per, n))
-            starts = starts_for(ml, ones)
-            fit = fit_replicates(
-                simulated, starts, ct, settings, ones, groups=np.zeros(per, dtype=int), prior=prior
+            parts.append(
+                fit_replicates(
+                    simulated,
+                    starts_for(ones),
+                    ct,
+                    settings,
+                    ones,
+                    groups=np.zeros(per, dtype=int),
+                    prior=prior,
+                )
             )
-            for target, value in zip(
-                fitted_parts, (fit.weights, fit.means, fit.covariances), strict=True
-            ):
-                target.append(value[0])
-            failed[b], converged[b], loglik[b] = (
-                fit.failed[0],
-                fit.converged[0],
-                fit.log_likelihood[0],
-            )
-        fitted = tuple(np.stack(part) for part in fitted_parts)
+        fitted = tuple(
+            np.concatenate([getattr(p, name) for p in parts])
+            for name in ("weights", "means", "covariances")
+        )
+        failed, converged, loglik = (
+            np.concatenate([getattr(p, name) for p in parts])
+            for name in ("failed", "converged", "log_likelihood")
+        )
 
     full = any_to_full(fitted[2], ct, n_comp, d)
     ml_full = any_to_full(ml[2][None], ct, n_comp, d)[0]
@@ -473,6 +494,38 @@ def _bootstrap_mixture(
         covariance_type=ct,
         info={"n_random_starts": int(n_random_starts), "n_samples": float(base.sum())},
     )
+
+
+def _replicate_starts(data, ml, covariance_type, settings, per, weights_rows, rng):
+    """Starts of every replicate, replicate-major: the ML fit, then ``per - 1`` random starts
+    drawn (``settings.init_params``) with that replicate's row weights."""
+    from .numerics.init import initial_parameters
+
+    n_rep = len(weights_rows)
+    stacked = [np.repeat(part[None, None], n_rep, axis=0) for part in ml]  # (R, 1, ...)
+    if per > 1:
+        drawn = [
+            initial_parameters(
+                data,
+                ml[0].shape[0],
+                covariance_type,
+                per - 1,
+                settings.init_params,
+                rng,
+                reg_covar=settings.reg_covar,
+                sample_weight=row,
+            )
+            for row in weights_rows
+        ]
+        stacked = [
+            np.concatenate([first, np.stack([d[i] for d in drawn])], axis=1)
+            for i, first in enumerate(stacked)
+        ]
+    names = ("weights", "means", "covariances")
+    return {
+        name: part.reshape((-1,) + part.shape[2:])
+        for name, part in zip(names, stacked, strict=True)
+    }
 
 
 def _simulate_mixture(parameters, covariance_type, n, rng):
