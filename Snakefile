@@ -25,6 +25,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/bootstrap.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -36,3 +37,4 @@ rule all:
         rules.sensitivity_delta.output,
         rules.figures.output,
         rules.html_report.output,
+        bootstrap_outputs(),

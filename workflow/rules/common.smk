@@ -2,7 +2,7 @@
 # What a job computes lives in em_lib.study; this file only wires it.
 import os
 
-from em_lib.study import design
+from em_lib.study import design, selected
 
 
 wildcard_constraints:
@@ -18,6 +18,8 @@ PATHS = {
     "mask": f"results/masks/{MASK}.npz",
     "fit": f"results/fits/{MASK}.npz",
     "aggregate": "results/experiment.nc",
+    "bootstrap": f"results/bootstrap/{MASK}.nc",
+    "bootstrap_chunk": f"results/bootstrap/{MASK}/chunk{{chunk}}.nc",
 }
 SENSITIVITY_TABLES = [
     "initialisation",
@@ -31,6 +33,8 @@ SENSITIVITY_TABLES = [
 ]
 DELTA_TABLES = ["delta_adjustment", "delta_tipping"]
 FIGURES = ["initialisation", "criteria", "selection", "missingness", "hmm", "delta"]
+BOOTSTRAP_DATASETS = selected.bootstrap_datasets(config)
+BOOTSTRAP_JOBS = selected.bootstrap_jobs(config)
 CAPTIONS = os.path.join(workflow.basedir, "workflow", "report")
 
 
@@ -107,3 +111,36 @@ def image_outputs(kind):
 
 def get_image_damage(wildcards):
     return design.image_damage(config).labels
+
+
+def get_bootstrap_config(wildcards):
+    # only what a bootstrap job depends on
+    return {
+        "root_seed": config["root_seed"],
+        "fit": config["fit"],
+        "bootstrap": selected.bootstrap_settings(config),
+    }
+
+
+def bootstrap_chunk_files():
+    n_chunks = len(
+        selected.chunk_sizes(
+            selected.bootstrap_settings(config)["n_boot"],
+            selected.bootstrap_settings(config)["chunks"],
+        )
+    )
+    return [
+        PATHS["bootstrap_chunk"].format(**job.wildcards, chunk=chunk)
+        for job in BOOTSTRAP_JOBS
+        for chunk in range(n_chunks)
+    ]
+
+
+def bootstrap_outputs():
+    """Everything the bootstrap summary writes (empty when nothing is bootstrapped)."""
+    if not BOOTSTRAP_DATASETS:
+        return []
+    return [
+        "results/tables/selected_model.csv",
+        "results/tables/selected_classification.csv",
+    ] + [f"results/figures/classification_{name}.png" for name in BOOTSTRAP_DATASETS]

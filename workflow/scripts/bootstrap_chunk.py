@@ -1,0 +1,36 @@
+"""One chunk of bootstrap replicates of a mask's selected model (em_lib.study.selected)."""
+
+from em_lib.study.script import run
+
+
+def main(smk, log):
+    import numpy as np
+
+    from em_lib.study import design, jobs, results, selected
+
+    job = design.MaskJob.from_wildcards(smk.wildcards)
+    data = jobs.load_arrays(smk.input.data)
+    mask = jobs.load_arrays(smk.input.mask)["mask"]
+    X_obs = np.where(mask, np.nan, data["X"])
+    cell = selected.selected_cell(
+        results.open_results(smk.input.results), job, smk.params.criterion
+    )
+    if cell is None:
+        raise ValueError(f"{job}: no exact-EM fit succeeded, so there is no model to bootstrap")
+    chunk = int(smk.wildcards.chunk)
+    part = selected.bootstrap_chunk(
+        X_obs, data["feature_names"].tolist(), cell, job, chunk, smk.params.config
+    )
+    results.write_netcdf(part, smk.output[0])
+    log.info(
+        "%s chunk %d: %s K=%d, %d replicates, %d failed",
+        job,
+        chunk,
+        cell["model"],
+        cell["n_components"],
+        part.sizes["replicate"],
+        int(part["failed"].sum()),
+    )
+
+
+run(snakemake, main)  # noqa: F821
