@@ -465,7 +465,8 @@ def html_report(
     images : (title, PNG or SVG path, caption) of the image segmentation figures, shown in an
         "Image segmentation" section after the figures (numbered on from them); none: no section
     notes : one line per section or figure left out because it does not apply
-    models : (title, frame, caption) of the fitted models shown in a "Selected models" section
+    models : (title, frame, caption[, (PNG path, figure caption)]) of the fitted models shown
+        in a "Selected models" section, each with its classification figure when given
     """
     esc = html.escape
     parts = [
@@ -482,8 +483,13 @@ def html_report(
     ]
     if models:
         parts.append('<h2 id="models">Selected models</h2>')
-    for name, frame, caption in models:
+    for name, frame, caption, *figure in models:
         parts.append(f'<h3>{esc(name)}</h3><p class="meta">{esc(caption)}</p>{_table_html(frame)}')
+        if figure and figure[0]:
+            path, figure_caption = figure[0]
+            parts.append(
+                f"<figure>{_image(path)}<figcaption>{esc(figure_caption)}</figcaption></figure>"
+            )
     parts.append('<h2 id="figures">Figures</h2>')
     if notes:
         parts.append(
