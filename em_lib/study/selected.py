@@ -345,3 +345,60 @@ def report_caption(job: MaskJob, cell: dict, table: pd.DataFrame) -> str:
 
 def selected_kind(table: pd.DataFrame) -> str:
     return str(table["kind"].iloc[0]) if "kind" in table else "nonparametric"
+
+
+def report_frame(table: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
+    """The report's view of one condition: a row per parameter (weight, rows classified,
+    mean classification uncertainty, then mean, variance and correlations per column), a
+    column per component with ``estimate [lower, upper]``."""
+    columns = {}
+    for component, group in table.groupby("component", sort=True):
+        cells = {}
+        for _, row in group.iterrows():
+            cells[_parameter_name(row)] = (
+                f"{row['estimate']:.3g} [{row['lower']:.3g}, {row['upper']:.3g}]"
+            )
+        sizes = classes[classes["component"] == component]
+        if not sizes.empty:
+            cells["rows classified"] = str(int(sizes["size"].iloc[0]))
+            cells["mean uncertainty"] = f"{float(sizes['mean_uncertainty'].iloc[0]):.3f}"
+        columns[f"component {component}"] = cells
+    frame = pd.DataFrame(columns)
+    order = ["weight", "rows classified", "mean uncertainty"]
+    order += [name for name in frame.index if name not in order]
+    frame = frame.reindex([name for name in order if name in frame.index])
+    return frame.rename_axis("parameter").reset_index()
+
+
+def report_sections(table, classes, report_jobs: dict, figures: dict, criterion: str) -> list:
+    """``(title, frame, caption, (figure, figure caption))`` per bootstrapped data set for the
+    report's "Selected models" section (``report_jobs``: data set -> MaskJob)."""
+    sections = []
+    for name, job in report_jobs.items():
+        key = condition_key(job.labels)
+        chosen = table[[condition_key(row) == key for _, row in table.iterrows()]]
+        sizes = classes[[condition_key(row) == key for _, row in classes.iterrows()]]
+        if chosen.empty:
+            continue
+        first = chosen.iloc[0]
+        cell = {
+            "model": first["model"],
+            "n_components": int(first["n_components"]),
+            "criterion": criterion,
+        }
+        overall = float(sizes["overall_mean_uncertainty"].iloc[0]) if not sizes.empty else np.nan
+        caption = (
+            report_caption(job, cell, chosen)
+            + f" Mean classification uncertainty (1 - max posterior) over all rows: {overall:.3f}."
+            + f" LaTeX: results/tables/selected_model_{name}.tex."
+        )
+        figure_caption = (
+            f"{name}: classification under the selected {cell['model']} model, K = "
+            f"{cell['n_components']} ({describe_condition(job)}); colours are the most probable "
+            "clusters, black-edged points the most uncertain rows, ellipses the 95 % contours "
+            "of the fitted components."
+        )
+        sections.append(
+            (name, report_frame(chosen, sizes), caption, (figures[name], figure_caption))
+        )
+    return sections

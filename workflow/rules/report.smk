@@ -79,6 +79,7 @@ rule html_report:
         delta=rules.sensitivity_delta.output.csv,
         image_figures=image_outputs("png"),
         image_summaries=image_outputs("json"),
+        selected=bootstrap_outputs(),
     output:
         report(
             "results/report.html",
@@ -100,5 +101,10 @@ rule html_report:
         ],
         settings=config["report"],
         sensitivity=config["sensitivity"],
+        bootstrap_datasets=BOOTSTRAP_DATASETS,
+        report_jobs={
+            name: selected.report_job(config, name).labels
+            for name in BOOTSTRAP_DATASETS
+        },
     script:
         "../scripts/report.py"

@@ -11,6 +11,28 @@ def caption(path):
     return " ".join(text.replace("``", "").split())
 
 
+def selected_models(smk, ds, criterion, method):
+    """The "Selected models" section: bootstrapped data sets with intervals, cluster sizes
+    and the classification figure; the others with the stored means."""
+    from em_lib.study import design, report, selected
+
+    names = list(smk.params.bootstrap_datasets)
+    sections = []
+    if names:
+        table_path, classes_path, *figures = smk.input.selected
+        sections = selected.report_sections(
+            report.read_table(table_path),
+            report.read_table(classes_path),
+            {name: design.MaskJob(**smk.params.report_jobs[name]) for name in names},
+            dict(zip(names, figures, strict=True)),
+            criterion,
+        )
+    others = [
+        entry for entry in report.selected_models(ds, criterion, method) if entry[0] not in names
+    ]
+    return sections + others
+
+
 def main(smk, log):
     import json
     from pathlib import Path
@@ -69,7 +91,7 @@ def main(smk, log):
         failures=tables["failures"],
         images=images,
         notes=left_out,
-        models=report.selected_models(ds, criterion, settings["method"]),
+        models=selected_models(smk, ds, criterion, settings["method"]),
     )
     Path(smk.output[0]).write_text(page, encoding="utf-8")
     log.info(
