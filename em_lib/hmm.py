@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import replace
 
@@ -72,11 +73,13 @@ class GaussianHMM(EstimatorMixin):
     init_params : str, default "stmc"
         Parameters initialised by ``init`` (s: startprob, t: transmat, m: means,
         c: covariances). Those left out are taken from ``startprob_``, ``transmat_``,
-        ``means_`` and ``covars_`` set by the user before ``fit`` (shape of one model, or
-        with a leading ``n_init`` axis for one value per start). A parameter set by the user
-        whose letter *is* in ``init_params`` is overwritten by ``fit``, with a UserWarning
-        naming it (hmmlearn logs the same); values left by an earlier ``fit`` are replaced
-        silently.
+        ``means_`` and ``covars_`` as they are when ``fit`` is called (set by the user, with
+        the shape of one model or a leading ``n_init`` axis for one value per start, or left
+        by an earlier ``fit``); one left out but not set is initialised like the others
+        (hmmlearn's rule). A parameter set by the user whose letter *is* in ``init_params``
+        is overwritten by ``fit``, with a UserWarning "... will be overwritten during
+        initialization ..." (hmmlearn logs the same text through ``logging``); values left by
+        an earlier ``fit`` are replaced silently.
     params : str, default "stmc"
         Parameters updated by Baum-Welch; means and covariances only together.
     reg_covar : float, default 1e-6
@@ -91,6 +94,10 @@ class GaussianHMM(EstimatorMixin):
         Decoder used by ``predict`` and ``decode``.
     engine : {"auto", "numba", "numpy"}, default "auto"
         Forward-backward engine (numba's compiled recursion, or the numpy reference).
+    verbose : bool or int, default False
+        After ``fit``, report to stderr (as hmmlearn) every start's outcome, the polishing,
+        the kept start and its objective per iteration with the change from the previous
+        one (hmmlearn prints the same per-iteration lines while it fits).
 
     Attributes
     ----------
@@ -133,7 +140,8 @@ class GaussianHMM(EstimatorMixin):
     ``score``, ``score_samples``, ``predict``, ``predict_proba``, ``decode`` and the criteria
     use them, and ``n_features_in_`` is taken from ``means_``. Probabilities must sum to 1
     and covariances be positive definite (ValueError otherwise). Spherical ``covars_`` may
-    also be given as (K, 1) or (K, 1, 1).
+    also be given with trailing axes of length one ((K, 1), (K, 1, 1), (K, 1, 1, 1), as
+    hmmlearn accepts).
 
     Notes
     -----
@@ -158,7 +166,12 @@ class GaussianHMM(EstimatorMixin):
     * ``decode(..., algorithm="map")`` returns the sum of the *log* maximal posteriors
       (hmmlearn sums the posteriors themselves);
     * ``score``, ``bic`` and ``aic`` count ``n`` as the steps with at least one observed
-      feature; ``bic``/``aic`` follow scikit-learn's sign (lower is better).
+      feature; ``bic``/``aic`` follow scikit-learn's sign (lower is better);
+    * problems are reported with ``warnings`` (hmmlearn logs them through ``logging``), and
+      ``verbose`` reports after ``fit`` rather than while it runs.
+
+    hmmlearn's own tests, run against this class, pass except for the differences listed in
+    ``benchmarks/peer_tests/DIFFERENCES.md`` (``benchmarks/peer_tests/run_peer_tests.py``).
     """
 
     def __init__(
@@ -179,6 +192,7 @@ class GaussianHMM(EstimatorMixin):
         random_state=None,
         algorithm="viterbi",
         engine="auto",
+        verbose=False,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -195,6 +209,7 @@ class GaussianHMM(EstimatorMixin):
         self.random_state = random_state
         self.algorithm = algorithm
         self.engine = engine
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -209,8 +224,13 @@ class GaussianHMM(EstimatorMixin):
         covars = np.array(covars, dtype=float, copy=True)
         check_covariance_type(self.covariance_type)
         k = self.n_components
-        if self.covariance_type == "spherical" and covars.shape in ((k, 1), (k, 1, 1)):
-            covars = covars.reshape(k)  # one variance per state, as a column or 1x1 matrices
+        if (
+            self.covariance_type == "spherical"
+            and covars.ndim >= 2
+            and covars.shape[0] == k
+            and all(size == 1 for size in covars.shape[1:])
+        ):
+            covars = covars.reshape(k)  # one variance per state: a column, 1x1 matrices, ...
         ndim = {"full": 3, "diag": 2, "spherical": 1, "tied": 2}[self.covariance_type]
         if covars.ndim not in (ndim, ndim + 1):
             raise ValueError(
@@ -245,9 +265,21 @@ class GaussianHMM(EstimatorMixin):
             startprob_prior=self.startprob_prior,
             transmat_prior=self.transmat_prior,
             params=self.params if self.n_iter else "",
-            init_params=self.init_params,
+            init_params=self._initialised_letters(),
             engine=self.engine,
         ).validate()
+
+    def _initialised_letters(self):
+        """The letters ``fit`` initialises: those in ``init_params`` and, as hmmlearn, those
+        left out whose parameter is not set (in the order s, t, m, c)."""
+        init_params = self.init_params
+        if not isinstance(init_params, str) or set(init_params) - set("stmc"):
+            return init_params  # as given: HMMSettings.validate names the problem
+        return "".join(
+            letter
+            for letter, attribute, _ in _PARAMETERS
+            if letter in init_params or not hasattr(self, attribute)
+        )
 
     # ------------------------------------------------------------------ the model
     def _shape_problem(self):
@@ -331,8 +363,8 @@ class GaussianHMM(EstimatorMixin):
         X, lengths, _ = check_sequences(X, lengths, min_length=2 if fitting else 1)
         return X, lengths
 
-    def _fixed(self):
-        """The user-set parameters for the letters left out of ``init_params``."""
+    def _fixed(self, initialised):
+        """The set parameters whose letters are not ``initialised``: fit starts from them."""
         fixed = {}
         for key, letter, attribute in (
             ("startprob", "s", "startprob_"),
@@ -340,14 +372,8 @@ class GaussianHMM(EstimatorMixin):
             ("means", "m", "means_"),
             ("covariances", "c", "_covars_"),
         ):
-            if letter in self.init_params:
-                continue
-            if not hasattr(self, attribute):
-                raise ValueError(
-                    f"init_params={self.init_params!r} leaves out {letter!r}, so "
-                    f"{attribute.lstrip('_')} must be set before fit"
-                )
-            fixed[key] = getattr(self, attribute)
+            if letter not in initialised:
+                fixed[key] = getattr(self, attribute)
         return fixed
 
     # ------------------------------------------------------------------ fitting
@@ -355,7 +381,7 @@ class GaussianHMM(EstimatorMixin):
         """Fit all ``n_init`` starts by Baum-Welch and keep the best. Returns self."""
         settings = self._settings()
         X, lengths = self._validate(X, lengths, fitting=True)
-        fixed = self._fixed()
+        fixed = self._fixed(settings.init_params)
         self._warn_overwritten()
         result = fit_hmm(
             X,
@@ -384,6 +410,8 @@ class GaussianHMM(EstimatorMixin):
         self._fitted_values = {
             attribute: getattr(self, attribute) for _, attribute, _ in _PARAMETERS
         }
+        if self.verbose:
+            self._print_fit(result)
         if not self.converged_ and self.n_iter > 0:
             warnings.warn(
                 f"Best start did not converge in {self.n_iter} iterations (tol={self.tol} on "
@@ -404,12 +432,68 @@ class GaussianHMM(EstimatorMixin):
                 and self.__dict__[attribute] is not fitted.get(attribute)
             ):
                 warnings.warn(
-                    f"{name} is set, but fit overwrites it: init_params={self.init_params!r} "
-                    f"contains {letter!r}. Leave {letter!r} out of init_params to start from "
-                    f"the given {name}.",
+                    f"{name} is set, but it will be overwritten during initialization because "
+                    f"init_params={self.init_params!r} contains {letter!r}; leave {letter!r} "
+                    f"out of init_params to start from the given {name}.",
                     UserWarning,
                     stacklevel=3,
                 )
+
+    def _print_fit(self, result):
+        """The verbose report (stderr, as hmmlearn): every start, the polishing, the kept
+        start and its objective per iteration."""
+        starts = result.starts
+
+        def say(line):
+            print(line, file=sys.stderr)
+
+        say(
+            f"{type(self).__name__}: {starts.n_init} start(s) of K={self.n_components} "
+            f"{self.covariance_type}, batched Baum-Welch"
+        )
+        width = max(len(str(origin)) for origin in result.origin)
+        for i in range(starts.n_init):
+            if starts.failed[i]:
+                status = f"failed ({starts.failure_reason[i]})"
+            elif self.n_iter == 0:
+                status = "initialised only (n_iter=0)"
+            else:
+                status = "converged" if starts.converged[i] else "did not converge"
+            say(
+                f"  start {i:3d}  {str(result.origin[i]):<{width}}  log-likelihood "
+                f"{starts.log_likelihood[i]:.6f}  n_iter {int(starts.n_iter[i]):4d}  {status}"
+            )
+        if result.polish is None:
+            say("  polishing: none")
+        else:
+            polish = result.polish
+            say(f"  polishing {polish.n_init} start(s)")
+            for row, start in enumerate(result.polished_starts):
+                status = "converged" if polish.converged[row] else "did not converge"
+                if polish.failed[row]:
+                    status = f"failed ({polish.failure_reason[row]})"
+                say(
+                    f"  start {int(start):3d}  log-likelihood "
+                    f"{starts.log_likelihood[start]:.6f} -> {polish.log_likelihood[row]:.6f}"
+                    f"  n_iter {int(polish.n_iter[row]):4d}  {status}"
+                )
+        say(
+            f"  kept start {result.best_start} ({result.origin[result.best_start]}): "
+            f"log-likelihood {result.log_likelihood:.6f}, n_iter {result.n_iter}, "
+            f"converged {result.converged}"
+        )
+        if len(result.trace):
+            batch = int(np.isfinite(starts.trace[result.best_start]).sum())
+            say(
+                f"  objective per iteration of start {result.best_start} (mean per-step "
+                "log-likelihood of the parameters entering it; with priors, penalised):"
+            )
+            previous = None
+            for step, value in enumerate(result.trace, 1):
+                stage = "batch" if step <= batch else "polish"
+                change = "" if previous is None else f"  change {value - previous:+.3e}"
+                say(f"    iter {step:4d}  {stage:<6}  {value:.10f}{change}")
+                previous = value
 
     def _initialisation_only(self, result):
         """``n_iter=0``: the driver ran one E-step with nothing updated (it needs at least

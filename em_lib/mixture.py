@@ -147,8 +147,11 @@ class GaussianMixture(EstimatorMixin):
     best_start_ : int
         Index in ``starts_`` of the start whose (polished) solution was kept.
     polish_ : MixtureFit or None
-        The polished starts (``None`` when polishing is off); ``n_iter_`` and ``lower_bounds_``
-        cover both stages, ``converged_`` is true if either stage met its tolerance.
+        The polished starts (``None`` when polishing is off). Only starts that met ``tol``
+        within ``max_iter`` are polished. ``n_iter_`` counts the batch's EM steps of the kept
+        start (at most ``max_iter``, as in scikit-learn; polishing's are in
+        ``polish_.n_iter``); ``lower_bounds_`` covers both stages, ``converged_`` is true if
+        either stage met its tolerance.
     verbose : int, default 0
         1 prints, after the batched run, every start (index, kind from ``start_origin_``,
         final log-likelihood, ``n_iter``, converged) and the polishing result; 2 also the
@@ -413,7 +416,9 @@ class GaussianMixture(EstimatorMixin):
         self.precisions_cholesky_ = chol.astype(dtype, copy=False)
         self.precisions_ = precisions.astype(dtype, copy=False)
         self.converged_ = result.converged
-        self.n_iter_ = result.n_iter
+        # EM steps of the batch, at most max_iter as in scikit-learn; polishing's steps are
+        # in polish_.n_iter (fit_result_.n_iter counts both)
+        self.n_iter_ = int(result.starts.n_iter[result.best_start])
         self.lower_bounds_ = result.trace.tolist()
         self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
         self.n_features_in_ = n_features

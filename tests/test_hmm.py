@@ -147,10 +147,10 @@ def test_bad_input_raises(X, lengths, kwargs, match):
         GaussianHMM(**kwargs).fit(X, lengths)
 
 
-def test_parameters_left_out_of_init_params_must_be_set():
+def test_parameters_left_out_of_init_params_start_from_the_set_value_or_are_initialised():
     X = np.arange(10.0)[:, None]
-    with pytest.raises(ValueError, match="so means_ must be set before fit"):
-        GaussianHMM(2, init_params="stc").fit(X)
+    unset = GaussianHMM(2, init_params="stc", n_init=2, random_state=0).fit(X)  # as hmmlearn
+    assert unset.means_.shape == (2, 1) and np.isfinite(unset.score(X))
     hmm = GaussianHMM(2, "diag", init_params="stc")
     hmm.means_ = np.zeros((3, 1))
     with pytest.raises(ValueError, match=r"fixed\['means'\] has shape \(3, 1\)"):
@@ -270,13 +270,13 @@ def test_fit_warns_when_it_overwrites_a_user_set_parameter():
     data = make_hmm_sequences([100, 60], 2, 2, random_state=4)
     hmm = GaussianHMM(2, "diag", n_init=2, random_state=0)
     hmm.means_ = data.means
-    with pytest.warns(UserWarning, match="means_ is set, but fit overwrites it") as record:
+    with pytest.warns(UserWarning, match="means_ is set, but it will be overwritten") as record:
         hmm.fit(data.X, data.lengths)
     assert not any("startprob_" in str(w.message) for w in record)
     with warnings.catch_warnings(record=True) as caught:  # a refit overwrites only its own
         warnings.simplefilter("always")
         hmm.fit(data.X, data.lengths)
-    assert not any("overwrites" in str(w.message) for w in caught)
+    assert not any("overwritten" in str(w.message) for w in caught)
     hmm.covars_ = hmm.covariances_ * 2
-    with pytest.warns(UserWarning, match="covars_ is set, but fit overwrites it"):
+    with pytest.warns(UserWarning, match="covars_ is set, but it will be overwritten"):
         hmm.fit(data.X, data.lengths)

@@ -64,7 +64,9 @@ def test_polishing_continues_the_best_starts_to_the_optimum(covariance_type):
     assert est.polish_ is not None and 1 <= est.polish_.n_init <= est.polish_starts
     assert est.score(X) >= loose.score(X) - 1e-12
     bounds = np.array(est.lower_bounds_)
-    assert len(bounds) == est.n_iter_ > est.starts_.n_iter[est.best_start_]
+    # n_iter_ counts the batch's steps (<= max_iter, as scikit-learn); the trace both stages
+    assert est.n_iter_ == est.starts_.n_iter[est.best_start_] <= est.max_iter
+    assert len(bounds) == est.fit_result_.n_iter > est.n_iter_
     assert np.all(np.diff(bounds) >= -1e-12)
     total = bounds * len(X)
     assert est.converged_

@@ -315,7 +315,9 @@ def _polish(X, fit, settings, prior, prepared, sample_weight=None):
     """(polished MixtureFit, rows of ``fit`` polished, row of the best polished start) or None
     when polishing found nothing usable at least as good as the unpolished best."""
     scale = np.sqrt(prepared.feature_variances) + 1e-300
-    objective = np.where(fit.failed, -np.inf, fit.objective)
+    # only starts that met ``tol``: one stopped by ``max_iter`` is left where the user's cap
+    # left it (as the HMM driver does)
+    objective = np.where(fit.failed | ~fit.converged, -np.inf, fit.objective)
     chosen = distinct_best(objective, fit.weights, fit.means, scale, settings.polish_starts)
     if chosen.size == 0:
         return None
