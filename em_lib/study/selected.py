@@ -131,6 +131,14 @@ def bootstrap_chunk(X_obs, feature_names, selected: dict, job: MaskJob, chunk: i
     return ds
 
 
+def empty_chunk(job: MaskJob, chunk: int, reason: str):
+    """The chunk of a condition with no model to bootstrap (every exact-EM fit failed)."""
+    import xarray as xr
+
+    attrs = {key: str(value) for key, value in job.labels.items()}
+    return xr.Dataset(attrs={**attrs, "chunk": int(chunk), "empty": reason})
+
+
 def join_chunks(parts):
     """The chunks of one condition as one Dataset along ``replicate``."""
     import xarray as xr
@@ -307,6 +315,9 @@ def summarise(parts, jobs, observed, ds, criterion="bic", level=0.95) -> dict:
         chunks = grouped.get(condition_key(job.labels))
         if not chunks:
             raise ValueError(f"{job}: no bootstrap chunk found")
+        if any("empty" in part.attrs for part in chunks):
+            conditions.append(chunks[0])  # nothing was fitted: kept as the reason
+            continue
         joined = join_chunks(sorted(chunks, key=lambda part: int(part.attrs["chunk"])))
         conditions.append(joined)
         tables.append(summary_table(joined, level))
@@ -316,8 +327,8 @@ def summarise(parts, jobs, observed, ds, criterion="bic", level=0.95) -> dict:
         classes.append(classification_table(X_obs, cell, job))
     return {
         "conditions": conditions,
-        "table": pd.concat(tables, ignore_index=True),
-        "classification": pd.concat(classes, ignore_index=True),
+        "table": pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(),
+        "classification": pd.concat(classes, ignore_index=True) if classes else pd.DataFrame(),
         "selected": cells,
     }
 

@@ -15,9 +15,12 @@ def main(smk, log):
     cell = selected.selected_cell(
         results.open_results(smk.input.results), job, smk.params.criterion
     )
-    if cell is None:
-        raise ValueError(f"{job}: no exact-EM fit succeeded, so there is no model to bootstrap")
     chunk = int(smk.wildcards.chunk)
+    if cell is None:
+        reason = "no exact-EM fit of this mask succeeded, so there is no model to bootstrap"
+        log.warning("%s: %s", job, reason)
+        results.write_netcdf(selected.empty_chunk(job, chunk, reason), smk.output[0])
+        return
     part = selected.bootstrap_chunk(
         X_obs, data["feature_names"].tolist(), cell, job, chunk, smk.params.config
     )

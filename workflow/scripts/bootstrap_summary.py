@@ -44,7 +44,17 @@ def main(smk, log):
     )
     for name, latex, png, pdf in outputs:
         job = design.MaskJob(**smk.params.report_jobs[name])
-        cell = summary["selected"][job]
+        cell = summary["selected"].get(job)
+        if cell is None:
+            reason = f"{name}: no exact-EM fit of {selected.describe_condition(job)} succeeded"
+            log.warning(reason)
+            with open(latex, "w", encoding="utf-8") as handle:
+                handle.write(f"% {reason}\n")
+            figure = plotting.placeholder_figure(reason)
+            figure.savefig(pdf)
+            figure.savefig(png, dpi=200)
+            plotting.close(figure)
+            continue
         table = summary["table"][
             [
                 selected.condition_key(row) == selected.condition_key(job.labels)
