@@ -16,6 +16,7 @@ __all__ = [
     "GaussianMixture",
     "MixtureFit",
     "bootstrap",
+    "bootstrap_lrt",
     "fit_mixture_em",
     "select_mixture",
     "__version__",
@@ -27,6 +28,7 @@ _LAZY = {
     "MixtureFit": "em_lib.numerics.mixture_em",
     "bootstrap": "em_lib.uncertainty",
     "fit_mixture_em": "em_lib.numerics.mixture_em",
+    "bootstrap_lrt": "em_lib.uncertainty",
     "select_mixture": "em_lib.selection",
 }
 

@@ -126,3 +126,18 @@ def test_bad_arguments(blobs, fitted):
         bootstrap(object(), blobs)
     with pytest.raises(ValueError, match="level"):
         bootstrap(fitted, blobs, n_boot=3, random_state=0).intervals(1.5)
+
+
+def test_bootstrap_lrt_rejects_too_few_components_only():
+    from em_lib import bootstrap_lrt
+    from em_lib.data import make_gaussian_mixture
+    from em_lib.numerics.fitting import MixtureSettings
+
+    X = make_gaussian_mixture(200, 2, 2, separation=4.0, random_state=3).X
+    settings = MixtureSettings(n_init=3)
+    too_few = bootstrap_lrt(X, 1, "full", n_boot=19, settings=settings, random_state=0)
+    assert too_few.p_value == pytest.approx(1 / 20)  # no simulated statistic reaches it
+    enough = bootstrap_lrt(X, 2, "full", n_boot=19, settings=settings, random_state=0)
+    assert enough.p_value > 0.1
+    assert (enough.null_statistics[np.isfinite(enough.null_statistics)] >= -1e-8).all()
+    assert enough.statistic >= 0
