@@ -98,6 +98,14 @@ BAD = {
         {"sensitivity": {"delta": {"conclusion": "weight_above", "component": 4}}},
         ["sensitivity.delta.component", "4"],
     ),
+    "delta_level": (
+        {"sensitivity": {"delta": {"level": 1.0}}},
+        ["sensitivity.delta.level", "1.0"],
+    ),
+    "delta_negative_draws": (
+        {"sensitivity": {"delta": {"n_draws": -1}}},
+        ["sensitivity.delta.n_draws", "-1"],
+    ),
     "delta_model": (
         {"sensitivity": {"delta": {"model": "tied"}}},
         ["sensitivity.delta.model", "'tied'"],

@@ -22,23 +22,39 @@ def tables():
     starts, fits = sensitivity.starts_table(ds), sensitivity.fits_table(ds)
     mixtures, hmms = starts[starts["model"] == "full"], starts[starts["model"] == "hmm"]
     mixture_fits, hmm_fits = fits[fits["model"] == "full"], fits[fits["model"] == "hmm"]
+    weights = np.array([0.4, 0.6, 0.5, 0.5, 0.7, 0.3])
+    share = np.repeat([1.0, 1.0, 0.0], 2)
     delta_table = pd.DataFrame(
         {
             "delta": np.repeat([-1.0, 0.0, 1.0], 2),
             "component": [0, 1] * 3,
-            "weight": [0.4, 0.6, 0.5, 0.5, 0.7, 0.3],
+            "weight": weights,
+            "weight_lower": weights - 0.05,
+            "weight_upper": weights + 0.05,
             "mean_0": np.arange(6.0),
             "mean_1": np.arange(6.0),
+            "mean_1_lower": np.arange(6.0) - 0.5,
+            "mean_1_upper": np.arange(6.0) + 0.5,
             "selected_k": [2, 2, 2, 2, 3, 3],
+            "conclusion_value": share,
+            "conclusion_lower": np.nan,
+            "conclusion_upper": np.nan,
             "conclusion": [2, 2, 2, 2, 3, 3],
         }
     )
+    # the share of imputations selecting K = 2 falls from 1 at delta 0 to 0 at delta 1
     tipping = pd.DataFrame(
         {
             "side": ["negative", "positive"],
-            "tipping_delta": [np.nan, 1.0],
-            "conclusion_at_0": ["BIC selects K = 2"] * 2,
+            "tipping_delta": [np.nan, 0.5],
+            "tipping_lower": [np.nan, 0.025],
+            "tipping_upper": [np.nan, 0.975],
+            "conclusion_at_0": ["BIC selects K = 2 in 100% of the imputations"] * 2,
+            "quantity": ["share of imputations where BIC selects K = 2"] * 2,
+            "threshold": [0.5, 0.5],
             "variables": ["1", "1"],
+            "n_imputations": [20, 20],
+            "level": [0.95, 0.95],
         }
     )
     return {
@@ -196,7 +212,11 @@ def test_html_report_contains_figures_tables_and_methods(figures, tables):
         tables["delta_tipping"],
     )
     assert any("picks the true K=2 on data set toy in 3 of 4" in f for f in findings)
-    assert any("changes at delta = +1 SD" in f for f in findings)
+    assert any(
+        "Delta adjustment (20 imputations): under MAR BIC selects K = 2 in 100% of the "
+        "imputations; it changes at delta = +0.50 SD (95% interval +0.03 to +0.97)." == f
+        for f in findings
+    )
     page = report.html_report(
         title="Toy <report>",
         glance=report.glance_items(ds, config),
@@ -240,6 +260,42 @@ def test_methods_paragraph_states_the_procedure_that_ran():
         tiny_config({"fit": {"n_init": 4, "init_params": "kmeans"}}), ATTRS
     )
     assert "4 random starts (4 from k-means" in other and "7 random starts" not in other
+
+
+def test_methods_paragraph_states_the_delta_adjustment_and_its_tipping_point():
+    config = tiny_config({"sensitivity": {"delta": {"n_draws": 20, "n_init": 3}}})
+    text = report.methods_paragraph(config, ATTRS, config["sensitivity"])
+    for needle in (
+        "delta-adjusted multiple imputation",
+        "20 imputations, each drawn from the MAR mixture refitted on a bootstrap sample",
+        "grid -1.0, 0.0 and 1.0, the same imputations at every delta",
+        "3 random starts",
+        "Hungarian assignment",
+        "Rubin's rules (Rubin, 1987) with Barnard-Rubin degrees of freedom",
+        "half the imputations select another K by BIC",
+        "from where 2.5% to where 97.5% of them do",
+    ):
+        assert needle in text, needle
+    weight = tiny_config(
+        {"sensitivity": {"delta": {"n_draws": 0, "conclusion": "weight_above", "threshold": 0.4}}}
+    )
+    text = report.methods_paragraph(weight, ATTRS, weight["sensitivity"])
+    assert "one completion by conditional expectations" in text
+    assert "pooled weight of component 0 crosses 0.4" in text and "95% interval" in text
+
+
+def test_delta_finding_without_a_tipping_point_names_where_its_interval_begins(tables):
+    tipping = tables["delta_tipping"].assign(
+        tipping_delta=np.nan, tipping_lower=[np.nan, 0.8], tipping_upper=np.nan
+    )
+    findings = report.key_findings(
+        tables["selection"], tables["initialisation"], tables["missingness"], {"toy": 2}, tipping
+    )
+    assert findings[-1] == (
+        "Delta adjustment (20 imputations): under MAR BIC selects K = 2 in 100% of the "
+        "imputations; the conclusion holds over the whole delta grid (no tipping point); its "
+        "95% interval begins at delta = +0.80 SD."
+    )
 
 
 def test_starts_text_renders_every_kind():

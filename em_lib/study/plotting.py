@@ -523,39 +523,115 @@ def missingness_figure(
 # ---------------------------------------------------------------------------------------------
 
 
+def _tipping_marks(ax, tipping: pd.DataFrame, edges: tuple[float, float]) -> None:
+    """The tipping point (dashed line) and its interval (shaded span) on each side; a bound
+    not reached on the grid runs to the grid's edge."""
+    for _, side in tipping.iterrows():
+        edge = edges[0] if side["side"] == "negative" else edges[1]
+        inner = side["tipping_upper"] if side["side"] == "negative" else side["tipping_lower"]
+        outer = side["tipping_lower"] if side["side"] == "negative" else side["tipping_upper"]
+        if pd.notna(inner):
+            span = sorted([inner, edge if pd.isna(outer) else outer])
+            ax.axvspan(*span, color=OKABE_ITO[5], alpha=0.12, lw=0)
+        if pd.notna(side["tipping_delta"]):
+            ax.axvline(side["tipping_delta"], color=OKABE_ITO[5], ls="--", lw=1)
+
+
+def _band_limits(ax, table: pd.DataFrame, column: str) -> None:
+    """y-limits covering every estimate and most of the bands: where the imputations disagree
+    (past a tipping point) a pooled interval can be orders of magnitude wider; it is cut."""
+    estimates = table[column].to_numpy(dtype=float)
+    if f"{column}_lower" not in table or not np.isfinite(estimates).any():
+        return
+    low = min(np.nanmin(estimates), np.nanquantile(table[f"{column}_lower"], 0.1))
+    high = max(np.nanmax(estimates), np.nanquantile(table[f"{column}_upper"], 0.9))
+    margin = 0.05 * (high - low) if high > low else 1.0
+    ax.set_ylim(low - margin, high + margin)
+
+
+def _tipping_summary(tipping: pd.DataFrame, units: str) -> str:
+    """One line: the conclusion at 0 and the tipping point with its interval on each side."""
+    level = float(tipping["level"].iloc[0]) if "level" in tipping else 0.95
+    parts = []
+    for _, side in tipping.iterrows():
+        bounds = [
+            "beyond the grid" if pd.isna(side[key]) else f"{side[key]:+.2f}"
+            for key in ("tipping_lower", "tipping_upper")
+        ]
+        if pd.isna(side["tipping_delta"]):
+            text = "none on the grid"
+            if pd.notna(side["tipping_lower"]) or pd.notna(side["tipping_upper"]):
+                text += f" ({level:.0%} interval {bounds[0]} to {bounds[1]})"
+        else:
+            text = (
+                f"{side['tipping_delta']:+.2f} {units} ({level:.0%} interval {bounds[0]} to "
+                f"{bounds[1]})"
+            )
+        parts.append(f"{side['side']} side: {text}")
+    return f"MAR: {tipping['conclusion_at_0'].iloc[0]}. Tipping point, " + "; ".join(parts)
+
+
 def delta_figure(
     table: pd.DataFrame, tipping: pd.DataFrame, *, feature_names=None, units: str = "SD"
 ) -> plt.Figure:
-    """Delta adjustment: (a) component weights, (b) component means of the first shifted
-    variable and (c) the K selected by BIC against the shift of the imputed values; dashed
-    lines mark the tipping points."""
+    """Delta adjustment, pooled over the imputations by Rubin's rules: (a) component weights
+    and (b) component means of the first shifted variable at the MAR fit's K, components
+    aligned to the MAR fit, each with its pooled interval as a band; (c) the quantity whose
+    crossing of its threshold (dotted) defines the tipping point. Dashed lines and shaded
+    spans: the tipping point and its interval on each side of 0."""
     variables = [int(v) for v in str(tipping["variables"].iloc[0]).split(",") if v != ""]
     feature = variables[0] if variables else 0
     name = feature_names[feature] if feature_names is not None else f"x{feature}"
+    level = float(tipping["level"].iloc[0]) if "level" in tipping else 0.95
     components = sorted(table["component"].unique())
     colors = _colors(components)
-    fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.5), layout="constrained")
+    edges = (float(table["delta"].min()), float(table["delta"].max()))
+    fig, axes = plt.subplots(1, 3, figsize=(7.0, 3.1), layout="constrained")
     for index, component in enumerate(components):
         line = table[table["component"] == component].sort_values("delta")
         style = {
             "color": colors[component],
             "marker": _MARKERS[index % len(_MARKERS)],
             "ls": _LINESTYLES[index % len(_LINESTYLES)],
+            "ms": 3,
         }
-        axes[0].plot(line["delta"], line["weight"], **style)
-        axes[1].plot(line["delta"], line[f"mean_{feature}"], **style)
+        for ax, column in ((axes[0], "weight"), (axes[1], f"mean_{feature}")):
+            ax.plot(line["delta"], line[column], **style)
+            if f"{column}_lower" in line:
+                ax.fill_between(
+                    line["delta"],
+                    line[f"{column}_lower"],
+                    line[f"{column}_upper"],
+                    color=colors[component],
+                    alpha=0.2,
+                    lw=0,
+                )
     per_delta = table.drop_duplicates("delta").sort_values("delta")
-    axes[2].step(per_delta["delta"], per_delta["selected_k"], where="mid", color="0.2")
-    axes[2].plot(per_delta["delta"], per_delta["selected_k"], "o", color="0.2")
-    _integer_axis(axes[2], per_delta["selected_k"])
+    shares = sorted((c for c in table.columns if c.startswith("share_K")), key=lambda c: int(c[7:]))
+    quantity = str(tipping["quantity"].iloc[0])
+    others = [c for c in shares if not quantity.endswith(f"K = {c[7:]}")]
+    share_colors = dict(zip(others, OKABE_ITO[2:], strict=False))
+    for column in others:  # the other K's shares; the conclusion's is the dark line
+        axes[2].plot(per_delta["delta"], per_delta[column], color=share_colors[column], lw=1)
+    axes[2].plot(per_delta["delta"], per_delta["conclusion_value"], "o-", color="0.2", ms=3)
+    if per_delta["conclusion_lower"].notna().any():
+        axes[2].fill_between(
+            per_delta["delta"],
+            per_delta["conclusion_lower"],
+            per_delta["conclusion_upper"],
+            color="0.2",
+            alpha=0.15,
+            lw=0,
+        )
+    axes[2].axhline(tipping["threshold"].iloc[0], color="0.4", ls=":", lw=1)
+    _band_limits(axes[1], table, f"mean_{feature}")
     axes[0].set_ylabel("component weight")
     axes[1].set_ylabel(f"component mean of {name} (data units)")
-    axes[2].set_ylabel("K selected by BIC")
+    axes[2].set_ylabel("share of imputations" if shares else textwrap.fill(quantity, 30))
     for ax in axes:
-        ax.set_xlabel(f"shift delta ({units} of observed values)")
+        ax.set_xlabel(f"shift delta ({units} of observed)")
         ax.axvline(0, color="0.6", lw=0.8)
-        for value in tipping["tipping_delta"].dropna():
-            ax.axvline(value, color=OKABE_ITO[5], ls="--", lw=1)
+        _tipping_marks(ax, tipping, edges)
     handles = [
         plt.Line2D(
             [],
@@ -563,12 +639,29 @@ def delta_figure(
             color=colors[c],
             marker=_MARKERS[i % len(_MARKERS)],
             ls=_LINESTYLES[i % len(_LINESTYLES)],
+            ms=3,
         )
         for i, c in enumerate(components)
-    ] + [plt.Line2D([], [], color=OKABE_ITO[5], ls="--")]
-    names = [f"component {c}" for c in components] + ["tipping point"]
-    _legend_below(fig, handles, names)
-    fig.get_layout_engine().set(rect=(0, 0.09, 1, 0.91))
+    ] + [
+        plt.Rectangle((0, 0), 1, 1, color="0.5", alpha=0.3, lw=0),
+        plt.Line2D([], [], color="0.4", ls=":"),
+        plt.Line2D([], [], color=OKABE_ITO[5], ls="--"),
+        plt.Rectangle((0, 0), 1, 1, color=OKABE_ITO[5], alpha=0.25, lw=0),
+    ]
+    names = [f"component {c}" for c in components] + [
+        f"pooled {level:.0%} interval",
+        "threshold",
+        "tipping point",
+        f"its {level:.0%} interval",
+    ]
+    handles += [plt.Line2D([], [], color="0.2", marker="o", ms=3)]
+    names += [quantity]
+    handles += [plt.Line2D([], [], color=share_colors[c], lw=1) for c in others]
+    names += [f"share where BIC selects K = {c[7:]}" for c in others]
+    _legend_below(fig, handles, names, ncol=3)
+    legend_rows = -(-len(names) // 3)
+    fig.get_layout_engine().set(rect=(0, 0.05 + 0.05 * legend_rows, 1, 0.85 - 0.05 * legend_rows))
+    fig.suptitle(textwrap.fill(_tipping_summary(tipping, units), 130), fontsize=7)
     _panel_letters(axes)
     return fig
 

@@ -1,4 +1,5 @@
-"""Delta-adjustment (tipping-point) analysis on one data set and mask (em_lib.study.delta)."""
+"""Delta-adjusted multiple imputation and its tipping point on one data set and mask
+(em_lib.study.delta)."""
 
 from em_lib.study.script import run
 
@@ -20,7 +21,7 @@ def main(smk, log):
         for position, key in enumerate(("dataset", "mechanism", "missing_rate", "replicate")):
             frame.insert(position, key, target[key])
         report.write_table(frame, csv, tex, comment=label.format(**target))
-    log.info("tipping points:\n%s", tables[1].to_string())
+    log.info("tipping points with their intervals:\n%s", tables[1].to_string())
 
 
 run(snakemake, main)  # noqa: F821
