@@ -418,3 +418,12 @@ def test_glance_items_count_the_design():
     assert items["data sets"] == "blobs, air"
     assert items["rows"] == f"blobs 80, air {ds['n_rows'].sel(dataset='air').item()}"
     assert items["git commit"] == "abc"
+
+
+def test_methods_paragraph_states_the_bootstrap():
+    from em_lib.study.report import bootstrap_text
+
+    text = bootstrap_text({"bootstrap": {"n_boot": 50, "kind": "weighted", "level": 0.9}})
+    assert "50 weighted likelihood bootstrap replicates" in text
+    assert "90% percentile intervals" in text and "Hungarian" in text
+    assert bootstrap_text({"bootstrap": {"enabled": False}}) == ""

@@ -26,7 +26,10 @@ SEED_SCHEME = (
     "SeedSequence(root_seed, spawn_key=4 little-endian uint32 words of "
     "sha256(json([purpose, sorted([label, value])]))); data: (dataset, seed), "
     "mask: (dataset, mechanism, missing_rate, replicate), init: (dataset, mechanism, "
-    "missing_rate, replicate), the random_state of every fit on that mask"
+    "missing_rate, replicate), the random_state of every fit on that mask; delta: (dataset, "
+    "mechanism, missing_rate, replicate), the delta analysis's imputations and refits; "
+    "bootstrap: (dataset, mechanism, missing_rate, replicate, chunk), one chunk of bootstrap "
+    "replicates"
 )
 
 
