@@ -18,6 +18,7 @@ __all__ = [
     "bootstrap",
     "bootstrap_lrt",
     "fit_mixture_em",
+    "select_hmm",
     "select_mixture",
     "__version__",
 ]
@@ -27,9 +28,10 @@ _LAZY = {
     "GaussianHMM": "em_lib.hmm",
     "MixtureFit": "em_lib.numerics.mixture_em",
     "bootstrap": "em_lib.uncertainty",
-    "fit_mixture_em": "em_lib.numerics.mixture_em",
     "bootstrap_lrt": "em_lib.uncertainty",
+    "fit_mixture_em": "em_lib.numerics.mixture_em",
     "select_mixture": "em_lib.selection",
+    "select_hmm": "em_lib.selection",
 }
 
 

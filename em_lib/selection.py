@@ -1,4 +1,5 @@
-"""Model selection over a grid of Gaussian mixtures in one call: :func:`select_mixture`.
+"""Model selection over a grid in one call: Gaussian mixtures (:func:`select_mixture`) and
+Gaussian HMMs (:func:`select_hmm`).
 
 Every ``(covariance_type, n_components)`` cell of the grid is fitted once on one shared
 :class:`~em_lib.numerics.fitting.MixtureLattice` with nested starts on, so a richer model
@@ -6,6 +7,12 @@ starts from the solutions of the models it contains and its best log-likelihood 
 theirs (full >= diag >= spherical, full >= tied, K >= K - 1, up to round-off): the criteria
 compare optima that are consistent with one another rather than whatever each isolated fit
 happened to reach. NaN entries of ``X`` are missing values (exact missing-data EM).
+
+:func:`select_hmm` does the same for hidden Markov models on one
+:class:`~em_lib.numerics.hmm.driver.HMMLattice`: the ``K`` fit also starts from the ``K - 1``
+solution (a state split, and a new state of tiny probability) and the full fit from the diag
+solution of the same ``K`` (when the grid has both), so K >= K - 1 and full >= diag hold for
+the fitted log-likelihoods.
 
 Criteria follow scikit-learn's sign: ``bic``, ``aic`` and ``icl`` are ``-2 log L + penalty``,
 lower is better. pandas (for the table) is imported when the function runs, never with
@@ -21,15 +28,40 @@ from typing import Any
 
 import numpy as np
 
-from ._estimator import check_mixture_data, convergence_warning_class
+from ._estimator import check_mixture_data, convergence_warning_class, validate_X
 from .mixture import GaussianMixture, _fit_dtype
 from .numerics.covariance import COVARIANCE_TYPES
+from .numerics.criteria import information_criteria
 from .numerics.fitting import MixtureLattice
 from .numerics.starts import as_generator
 
-__all__ = ["CRITERIA", "SelectionResult", "select_mixture"]
+__all__ = ["CRITERIA", "HMM_CRITERIA", "SelectionResult", "select_hmm", "select_mixture"]
 
 CRITERIA = ("bic", "aic", "icl")
+HMM_CRITERIA = ("bic", "aic")
+# GaussianHMM parameters select_hmm passes through as **settings
+HMM_SETTINGS = (
+    "n_iter",
+    "tol",
+    "init",
+    "reg_covar",
+    "prior",
+    "startprob_prior",
+    "transmat_prior",
+    "engine",
+)
+HMM_TABLE_COLUMNS = (
+    "covariance_type",
+    "n_components",
+    "log_likelihood",
+    "n_parameters",
+    "bic",
+    "aic",
+    "converged",
+    "n_iter",
+    "n_samples",
+    "origin",
+)
 # GaussianMixture parameters select_mixture passes through as **settings
 SETTINGS = (
     "tol",
@@ -57,11 +89,11 @@ TABLE_COLUMNS = (
 
 @dataclass
 class SelectionResult:
-    """What :func:`select_mixture` found.
+    """What :func:`select_mixture` (or :func:`select_hmm`) found.
 
     Attributes
     ----------
-    best_estimator : GaussianMixture
+    best_estimator : GaussianMixture (GaussianHMM for select_hmm)
         The fitted model of the cell with the lowest criterion (first in table order on a tie).
     estimators : dict
         ``(covariance_type, n_components)`` -> fitted :class:`~em_lib.GaussianMixture`, one per
@@ -71,11 +103,12 @@ class SelectionResult:
         One row per cell, in grid order (covariance types as given, K ascending): columns
         ``covariance_type``, ``n_components``, ``log_likelihood``, ``n_parameters``, ``bic``,
         ``aic``, ``icl``, ``converged``, ``n_iter``, ``n_samples`` (rows with at least one
-        observed value). Lower criteria are better.
+        observed value). Lower criteria are better. :func:`select_hmm`'s table is described
+        there.
     criterion : {"bic", "aic", "icl"}
     """
 
-    best_estimator: GaussianMixture
+    best_estimator: Any
     estimators: dict
     table: Any
     criterion: str
@@ -256,6 +289,184 @@ def select_mixture(
             stacklevel=2,
         )
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    scores = table[criterion].to_numpy(dtype=float)
+    best = int(np.argmin(np.where(np.isnan(scores), np.inf, scores)))
+    best_key = (table["covariance_type"].iloc[best], int(table["n_components"].iloc[best]))
+    return SelectionResult(
+        best_estimator=estimators[best_key], estimators=estimators, table=table, criterion=criterion
+    )
+
+
+def _check_hmm_settings(settings):
+    unknown = sorted(set(settings) - set(HMM_SETTINGS))
+    if unknown:
+        own = {"n_components", "covariance_type", "n_init", "random_state"} & set(unknown)
+        fixed = {"init_params", "params"} & set(unknown)
+        hints = []
+        if own:
+            hints.append(f"{sorted(own)} are select_hmm's own arguments")
+        if fixed:
+            hints.append(f"{sorted(fixed)} are fixed ('stmc': every parameter is fitted)")
+        hint = f"; {'; '.join(hints)}" if hints else ""
+        raise TypeError(
+            f"select_hmm() got unexpected setting(s) {unknown}; the GaussianHMM settings it "
+            f"passes through are {list(HMM_SETTINGS)}{hint}"
+        )
+    if "n_iter" in settings and settings["n_iter"] == 0:
+        raise ValueError("select_hmm needs n_iter >= 1: every cell is fitted by Baum-Welch")
+
+
+def _hmm_estimator(params, result, n_features):
+    """A GaussianHMM with ``params`` holding the fit ``result`` (the attributes
+    ``GaussianHMM.fit`` sets)."""
+    from .hmm import GaussianHMM
+
+    estimator = GaussianHMM(**params)
+    estimator.fit_result_ = result
+    estimator.starts_ = result.starts
+    estimator.start_origin_ = result.origin
+    estimator.polish_ = result.polish
+    estimator.best_start_ = result.best_start
+    estimator.startprob_ = result.startprob
+    estimator.transmat_ = result.transmat
+    estimator.means_ = result.means
+    estimator._covars_ = result.covariances
+    estimator.converged_ = result.converged
+    estimator.n_iter_ = result.n_iter
+    estimator.n_features_in_ = n_features
+    estimator.n_features = n_features
+    estimator._fitted_values = {
+        attribute: getattr(estimator, attribute)
+        for attribute in ("startprob_", "transmat_", "means_", "_covars_")
+    }
+    return estimator
+
+
+def select_hmm(
+    X,
+    lengths=None,
+    n_components=range(1, 6),
+    covariance_types=("full", "diag"),
+    criterion="bic",
+    *,
+    n_init=10,
+    random_state=None,
+    **settings,
+) -> SelectionResult:
+    """Fit a Gaussian HMM for every ``(covariance_type, K)`` of a grid and pick the best by a
+    criterion, with nested starts so that richer models are never worse fitted.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array-like; NaN marks a missing entry
+    lengths : sequence of int or None
+        Lengths of the sequences stacked in ``X`` (None: one sequence); every sequence needs
+        at least 2 steps.
+    n_components : int or iterable of int, default ``range(1, 6)``
+        Every K must be below the number of steps with at least one observed value.
+    covariance_types : str or iterable of str, default ``("full", "diag")``
+        Any of ``"full"``, ``"diag"``, ``"spherical"``, ``"tied"``.
+    criterion : {"bic", "aic"}, default "bic"
+        Lower is better (scikit-learn's sign; ``n`` counts the steps with an observed value).
+    n_init : int, default 10
+        Drawn starts per cell (besides the nested starts).
+    random_state : None, int, SeedSequence or Generator
+        The seed of every cell: an int gives each cell the drawn starts of
+        ``GaussianHMM(K, covariance_type=t, n_init=n_init, random_state=that int)``; None or a
+        Generator is drawn from once for an int seed, recorded in the estimators'
+        ``random_state``.
+    **settings
+        Other :class:`~em_lib.GaussianHMM` settings: ``n_iter``, ``tol``, ``init``,
+        ``reg_covar``, ``prior``, ``startprob_prior``, ``transmat_prior``, ``engine``
+        (``init_params`` and ``params`` are ``"stmc"``: every parameter is fitted).
+
+    Returns
+    -------
+    SelectionResult
+        ``estimators`` maps ``(covariance_type, K)`` to a fitted :class:`~em_lib.GaussianHMM`;
+        ``table`` has one row per cell in grid order (covariance types as given, K ascending)
+        with ``covariance_type``, ``n_components``, ``log_likelihood`` (the estimator's
+        ``score(X, lengths)``), ``n_parameters``, ``bic``, ``aic``, ``converged``, ``n_iter``,
+        ``n_samples`` (steps with an observed value) and ``origin`` (the kind of start the
+        fit came from: a drawn kind, ``nested:diag``, ``split:K=<K-1>`` or
+        ``epsilon:K=<K-1>``).
+
+    Notes
+    -----
+    The cells are fitted on one :class:`~em_lib.numerics.hmm.driver.HMMLattice`: the cell
+    ``(t, K)`` runs the ``n_init`` drawn starts of the isolated fit together with starts
+    from the cells it contains, fitted first: ``(t, K - 1)`` with its largest state split in
+    two and with a new state of probability 1e-8, and the same K of every type the grid
+    holds under ``t`` (``diag`` and ``tied`` under ``full``, ``spherical`` under ``diag``),
+    written in type ``t``. Every ``K = 1 .. max(n_components)`` is fitted. Baum-Welch never lowers the
+    likelihood of a start, so ``log L(t, K) >= log L(t, K - 1)`` and, with both types in the
+    grid, ``log L(full, K) >= log L(diag, K)`` up to round-off and a loss of at most about ``T * 1e-8`` (without a
+    prior; with one, the same holds for the penalised objective). A cell's estimator holds
+    that fit; refitting it with its parameters runs the drawn starts alone, which reach a
+    log-likelihood no higher, up to polishing. A ConvergenceWarning lists the cells whose
+    kept start did not converge.
+    """
+    from .numerics.hmm import check_sequences
+    from .numerics.hmm.driver import HMMLattice
+
+    if criterion not in HMM_CRITERIA:
+        raise ValueError(f"criterion must be one of {list(HMM_CRITERIA)}, got {criterion!r}")
+    components = _grid_components(n_components)
+    types = _grid_types(covariance_types)
+    _check_hmm_settings(settings)
+    X = validate_X(X, estimator_name="select_hmm")
+    X, lengths, _ = check_sequences(X, lengths, min_length=2)
+    n_used = int((~np.isnan(X).all(axis=1)).sum())
+    if components[-1] >= n_used:
+        raise ValueError(
+            f"n_components up to {components[-1]} needs more observed steps than that: X has "
+            f"{n_used} step(s) with at least one observed value; every K must be below it"
+        )
+    seed = _seed(random_state)
+    from .hmm import GaussianHMM
+
+    template = GaussianHMM(n_init=n_init, random_state=seed, **settings)
+    lattice = HMMLattice(X, lengths, template._settings(), seed, covariance_types=types)
+
+    import pandas as pd
+
+    estimators, rows, not_converged = {}, [], []
+    for covariance_type in types:
+        for k in components:
+            result = lattice.fit(k, covariance_type)
+            params = {
+                **template.get_params(),
+                "n_components": k,
+                "covariance_type": covariance_type,
+            }
+            estimator = _hmm_estimator(params, result, X.shape[1])
+            log_likelihood = estimator.score(X, lengths)
+            values = information_criteria(log_likelihood, estimator._n_parameters(), n_used)
+            estimators[covariance_type, k] = estimator
+            if not result.converged:
+                not_converged.append((covariance_type, k))
+            rows.append(
+                {
+                    "covariance_type": covariance_type,
+                    "n_components": k,
+                    "log_likelihood": log_likelihood,
+                    "n_parameters": estimator._n_parameters(),
+                    "bic": float(values["bic"]),
+                    "aic": float(values["aic"]),
+                    "converged": bool(result.converged),
+                    "n_iter": int(result.n_iter),
+                    "n_samples": n_used,
+                    "origin": str(result.origin[result.best_start]),
+                }
+            )
+    if not_converged:
+        warnings.warn(
+            f"the kept start of {len(not_converged)} cell(s) did not converge in "
+            f"{template.n_iter} iterations: {not_converged}; increase n_iter or tol.",
+            convergence_warning_class(),
+            stacklevel=2,
+        )
+    table = pd.DataFrame(rows, columns=list(HMM_TABLE_COLUMNS))
     scores = table[criterion].to_numpy(dtype=float)
     best = int(np.argmin(np.where(np.isnan(scores), np.inf, scores)))
     best_key = (table["covariance_type"].iloc[best], int(table["n_components"].iloc[best]))

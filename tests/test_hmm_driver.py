@@ -10,6 +10,7 @@ import pytest
 from em_lib.hmm import GaussianHMM
 from em_lib.numerics import hmm as H
 from em_lib.numerics.covariance import COVARIANCE_TYPES
+from em_lib.numerics.hmm import driver as D
 from em_lib.numerics.prior import default_prior
 
 
@@ -296,3 +297,112 @@ def test_every_start_failing_raises_with_the_reasons():
     }
     with pytest.raises(ValueError, match="every start failed: covariance collapsed"):
         H.fit_hmm(X, None, 2, "diag", settings, fixed=fixed)
+
+
+# ----------------------------------------------------------------------------- initial, nesting
+
+
+def _model_score(X, lengths, model, covariance_type):
+    """log-likelihood of one model (a dict of the four parameters, no init axis)."""
+    hmm = GaussianHMM(model["means"].shape[0], covariance_type)
+    hmm.startprob_ = model["startprob"]
+    hmm.transmat_ = model["transmat"]
+    hmm.means_ = model["means"]
+    hmm.covars_ = model["covariances"]
+    return hmm.score(X, lengths)
+
+
+def test_initial_starts_join_the_batch_after_the_drawn_ones(sequences):
+    data, X = sequences
+    settings = H.HMMSettings(n_init=3, polish_tol=None)
+    plain = H.fit_hmm(X, data.lengths, 3, "diag", settings, random_state=5)
+    truth = {
+        "startprob": np.full((1, 3), 1 / 3),
+        "transmat": data.transmat[None],
+        "means": data.means[None],
+        "covariances": np.array([np.diag(c) for c in data.covariances])[None],
+    }
+    both = H.fit_hmm(X, data.lengths, 3, "diag", settings, 5, initial={**truth, "origin": ["t"]})
+    assert both.starts.n_init == 4
+    np.testing.assert_array_equal(both.origin, [*H.hmm_start_kinds("auto", 3), "t"])
+    # the drawn starts are those of the call without initial (nothing drawn for initial)
+    np.testing.assert_allclose(
+        both.starts.log_likelihood[:3], plain.starts.log_likelihood, rtol=1e-12
+    )
+    alone = H.fit_hmm_em(X, data.lengths, **truth, covariance_type="diag")
+    np.testing.assert_allclose(both.starts.log_likelihood[3], alone.log_likelihood[0], rtol=1e-12)
+    assert both.log_likelihood >= plain.log_likelihood - 1e-9 * abs(plain.log_likelihood)
+    assert H.fit_hmm(X, data.lengths, 3, "diag", settings, 5, initial=truth).origin[-1] == (
+        "initial"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"means": np.zeros((1, 2, 2))}, r"initial\['means'\] has shape \(1, 2, 2\)"),
+        ({"weights": np.ones((1, 3))}, "unknown"),
+        ({"origin": ["a", "b"]}, "2 labels for 1 starts"),
+    ],
+)
+def test_bad_initial_starts_raise(sequences, change, match):
+    data, X = sequences
+    initial = {
+        "startprob": np.full((1, 3), 1 / 3),
+        "transmat": np.full((1, 3, 3), 1 / 3),
+        "means": data.means[None],
+        "covariances": np.ones((1, 3, 2)),
+        **change,
+    }
+    with pytest.raises(ValueError, match=match):
+        H.fit_hmm(X, data.lengths, 3, "diag", H.HMMSettings(n_init=1), initial=initial)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_nested_starts_keep_the_smaller_model(sequences, covariance_type):
+    """The split start with its two means put back together is the K - 1 model (a lumpable
+    chain: the same likelihood); the epsilon start loses at most T * NEW_STATE_PROBABILITY
+    (every old path keeps its probability times (1 - p)^T)."""
+    data, X = sequences
+    d = X.shape[1]
+    settings = H.HMMSettings(n_init=3)
+    smaller = H.fit_hmm(X, data.lengths, 2, covariance_type, settings, random_state=1)
+    base = _model_score(X, data.lengths, vars(smaller), covariance_type)
+    split = D.split_state_start(smaller, covariance_type, d)
+    moved = np.flatnonzero(np.any(split["means"][:2] != smaller.means, axis=1))
+    assert moved.size == 1 and not np.allclose(split["means"][2], split["means"][moved[0]])
+    joined = {**split, "means": np.vstack([smaller.means, smaller.means[moved]])}
+    assert _model_score(X, data.lengths, joined, covariance_type) == pytest.approx(base, rel=1e-10)
+    epsilon = D.epsilon_state_start(X, smaller, covariance_type, d)
+    # paths through the new state add probability, so the loss may also be negative
+    loss = base - _model_score(X, data.lengths, epsilon, covariance_type)
+    assert loss <= 1.01 * X.shape[0] * D.NEW_STATE_PROBABILITY + 1e-9
+    for start in (split, epsilon):
+        H.validate_parameters(
+            *(start[key][None] for key in D.PARAMETERS), covariance_type=covariance_type
+        )
+
+
+def test_lattice_orders_the_cells_and_reuses_the_drawn_starts(sequences):
+    data, X = sequences
+    settings = H.HMMSettings(n_init=3)
+    lattice = D.HMMLattice(X, data.lengths, settings, 4, covariance_types=("full", "diag"))
+    cells = {(t, k): lattice.fit(k, t) for t in ("full", "diag") for k in (1, 2, 3)}
+    assert set(lattice.solutions) == set(cells)
+    for (t, k), result in cells.items():
+        slack = 1e-8 * (1 + abs(result.log_likelihood)) + X.shape[0] * D.NEW_STATE_PROBABILITY
+        if k > 1:
+            assert result.log_likelihood >= cells[t, k - 1].log_likelihood - slack
+        if t == "full":
+            assert result.log_likelihood >= cells["diag", k].log_likelihood - slack
+        expected = {"full": ["nested:diag"], "diag": []}[t]
+        if k > 1:
+            expected += [f"split:K={k - 1}", f"epsilon:K={k - 1}"]
+        np.testing.assert_array_equal(result.origin[3:], expected)
+        # the drawn starts are those of an isolated fit with the same seed
+        alone = H.fit_hmm(X, data.lengths, k, t, settings, random_state=4)
+        np.testing.assert_allclose(
+            result.starts.log_likelihood[:3], alone.starts.log_likelihood, rtol=1e-10
+        )
+    with pytest.raises(ValueError, match="init_params and settings.params must be 'stmc'"):
+        D.HMMLattice(X, data.lengths, H.HMMSettings(params="st"))

@@ -48,17 +48,17 @@ def test_start_kinds_by_index():
     assert H.hmm_start_kinds("auto", 10) == [
         "gmm",
         "random-persistent",
-        "kmeans-subset",
+        "kmeans-random_transitions",
         "random-persistent",
         "gmm-random_from_data",
         "random-persistent",
-        "kmeans-subset",
+        "kmeans-random_transitions",
         "random-persistent",
         "gmm-random_from_data",
         "random-persistent",
     ]
     assert H.hmm_start_kinds("auto", 1) == ["gmm"]
-    assert H.hmm_start_kinds("auto", 3) == ["gmm", "random-persistent", "kmeans-subset"]
+    assert H.hmm_start_kinds("auto", 3) == ["gmm", "random-persistent", "kmeans-random_transitions"]
     assert H.hmm_start_kinds("gmm", 3) == ["gmm"] * 3
     assert H.hmm_start_kinds("random", 2) == ["random"] * 2
     assert set(H.hmm_start_kinds("auto", 40)) == set(H.AUTO_KINDS)
@@ -87,6 +87,21 @@ def test_auto_starts_are_valid_and_of_their_kind(sequences, covariance_type):
         np.testing.assert_array_equal(made["covariances"][row], pooled)
     diagonal = np.diagonal(made["transmat"][persistent], axis1=1, axis2=2)
     assert diagonal.mean() > 0.5
+    # kmeans-random_transitions: the pooled covariance, k-means centres as means (every mean
+    # is the average of the observed rows nearest to it), sparse random transition rows
+    free = np.flatnonzero(kinds == "kmeans-random_transitions")
+    assert free.size == 2
+    for row in free:
+        np.testing.assert_array_equal(made["covariances"][row], pooled)
+    rows = X[~np.isnan(X).all(axis=1)]
+    rows = np.where(np.isnan(rows), np.nanmean(rows, axis=0), rows)  # k-means imputes means
+    for row in free:
+        means = made["means"][row]
+        nearest = np.argmin(((rows[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+        centroids = np.stack([rows[nearest == j].mean(0) for j in range(3)])
+        np.testing.assert_allclose(means, centroids, atol=0.05 * rows.std())
+    largest = made["transmat"][free].max(-1)
+    assert largest.mean() > 0.6  # Dirichlet(1/3) rows: most of the mass on one successor
     # the starts differ from one another
     means = made["means"].reshape(n_init, -1)
     assert len({tuple(np.round(row, 8)) for row in means}) == n_init

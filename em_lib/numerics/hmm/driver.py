@@ -21,6 +21,16 @@ without meeting ``tol`` is not continued: ``max_iter`` stays the cap of a start 
 converge. Baum-Welch only climbs, so the kept objective is never below the best unpolished
 one; ``polish_tol=None`` gives the unpolished best exactly.
 
+Nested starts (:class:`HMMLattice`, used by :func:`em_lib.selection.select_hmm`): ``initial``
+adds complete starts to the batch besides the ``n_init`` drawn ones. A lattice fits the cells
+``(covariance_type, K)`` of one data set with the same settings and seed and gives every cell
+starts from the solutions of the cells it contains: the same model written in the richer type
+(``diag`` -> ``full``: the same likelihood), and for ``K > 1`` the ``K - 1`` solution with a
+state split along its principal axis and with a new state of probability
+``NEW_STATE_PROBABILITY`` (its likelihood is at most about ``T * NEW_STATE_PROBABILITY``
+below). Baum-Welch only climbs and the best start is kept, so a cell's log-likelihood is not
+below those of the cells it contains, up to round-off and that tiny loss.
+
 Settings live in :class:`HMMSettings`, built from an estimator's parameters or from the
 workflow's ``fit`` and ``hmm`` config sections (:meth:`HMMSettings.from_config`).
 """
@@ -32,19 +42,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..covariance import check_covariance_type
+from ..covariance import any_to_full, check_covariance_type
+from ..criteria import logsumexp
+from ..fitting import CONTAINED, SPLIT_DISTANCE
 from ..prior import ConjugatePrior, PriorSetting
 from ..starts import as_generator, best_polished, choose_fit, distinct_best
 from .baum_welch import fit_hmm_em
 from .checks import ENGINES, check_params, check_sequences
+from .emissions import emission_log_prob
 from .init import INIT_STRATEGIES, hmm_start_kinds, initial_hmm_parameters
 from .results import HMMFit
 
-__all__ = ["FIXED_LETTERS", "HMMFitResult", "HMMSettings", "fit_hmm"]
+__all__ = ["FIXED_LETTERS", "HMMFitResult", "HMMLattice", "HMMSettings", "fit_hmm"]
 
 # the parameters a caller may fix, with their init_params / params letters
 FIXED_LETTERS = {"startprob": "s", "transmat": "t", "means": "m", "covariances": "c"}
 PRIORS = ("none", "default")
+NEW_STATE_PROBABILITY = 1e-8  # of entering the new state of an epsilon start
 
 
 def _check_count(value, name):
@@ -190,10 +204,13 @@ class HMMFitResult:
     starts : HMMFit
         Every start of the batched Baum-Welch run, as it stopped at ``tol`` (before
         polishing).
-    origin : (n_init,) array of str
+    origin : (n_starts,) array of str
         How each start was made (:func:`~em_lib.numerics.hmm.init.hmm_start_kinds`:
-        ``gmm``, ``kmeans-subset``, ``random-persistent``, ``gmm-random_from_data``,
-        ``random``), or ``user`` when ``init_params`` is empty (every parameter given).
+        ``gmm``, ``random-persistent``, ``kmeans-random_transitions``,
+        ``gmm-random_from_data``, ``random``), or ``user`` when ``init_params`` is empty
+        (every parameter given); then the labels of the ``initial`` starts (an
+        :class:`HMMLattice` writes ``nested:<type>``, ``split:K=<K-1>`` and
+        ``epsilon:K=<K-1>``).
     polish : HMMFit or None
         The polished starts (rows ``polished_starts`` of ``starts``); None when polishing is
         off or kept nothing.
@@ -282,6 +299,34 @@ def _fixed_starts(fixed, init_params, n_init, shapes):
 PARAMETERS = ("startprob", "transmat", "means", "covariances")
 
 
+def _initial_starts(initial, shapes):
+    """The complete starts of ``initial`` (each parameter with its leading J axis) and their
+    origin labels."""
+    initial = dict(initial)
+    origin = initial.pop("origin", None)
+    unknown = sorted(set(initial) - set(PARAMETERS))
+    missing = [key for key in PARAMETERS if key not in initial]
+    if unknown or missing:
+        raise ValueError(
+            f"initial must hold exactly {list(PARAMETERS)} (and optionally 'origin'); "
+            f"unknown {unknown}, missing {missing}"
+        )
+    starts = {key: np.asarray(initial[key], dtype=float) for key in PARAMETERS}
+    count = starts["startprob"].shape[0] if starts["startprob"].ndim else 0
+    for key in PARAMETERS:
+        if starts[key].shape != (count,) + shapes[key]:
+            raise ValueError(
+                f"initial[{key!r}] has shape {starts[key].shape}; expected (J,) + "
+                f"{shapes[key]} with the same J for every parameter"
+            )
+    if count == 0:
+        raise ValueError("initial holds no start; give at least one or leave it None")
+    origin = ["initial"] * count if origin is None else [str(label) for label in origin]
+    if len(origin) != count:
+        raise ValueError(f"initial['origin'] has {len(origin)} labels for {count} starts")
+    return starts, origin
+
+
 def _baum_welch(X, lengths, start, covariance_type, settings, prior, tol, max_iter):
     """Batched Baum-Welch from the parameters ``start`` (dict, init dimension first) with the
     settings' priors, updated parameters and engine."""
@@ -325,6 +370,7 @@ def fit_hmm(
     random_state=None,
     *,
     fixed=None,
+    initial=None,
 ) -> HMMFitResult:
     """Fit a Gaussian HMM from ``settings.n_init`` starts at once, polish the best distinct
     starts (``settings.polish_tol``) and keep the best.
@@ -343,6 +389,13 @@ def fit_hmm(
         (required for exactly those): any of ``startprob`` (K,), ``transmat`` (K, K),
         ``means`` (K, d) and ``covariances`` (the type's own shape), each either one model or
         with a leading ``n_init`` axis (one value per start).
+    initial : dict, optional
+        Complete starts fitted in the same batch after the ``n_init`` drawn ones (rows
+        ``n_init, n_init + 1, ...`` of ``starts``): ``startprob`` (J, K), ``transmat``
+        (J, K, K), ``means`` (J, K, d), ``covariances`` (J, ...) of the type's own shape, and
+        optionally ``origin``, J labels for :attr:`HMMFitResult.origin` (default
+        ``"initial"``). They draw nothing from the random stream: the drawn starts are those
+        of the same call without ``initial``.
 
     Returns
     -------
@@ -386,12 +439,16 @@ def fit_hmm(
         for key, letter in FIXED_LETTERS.items():
             if letter in settings.init_params:
                 start[key] = made[key]
+    origin = hmm_start_kinds(settings.init, n_init) if settings.init_params else ["user"] * n_init
+    if initial is not None:
+        extra, extra_origin = _initial_starts(initial, shapes)
+        start = {key: np.concatenate([start[key], extra[key]]) for key in PARAMETERS}
+        origin = origin + extra_origin
     prior = settings.prior_for(X, n_components, covariance_type)
     fit = _baum_welch(
         X, lengths, start, covariance_type, settings, prior, settings.tol, settings.max_iter
     )
     best = fit.best_or_raise()
-    origin = hmm_start_kinds(settings.init, n_init) if settings.init_params else ["user"] * n_init
     polished = None
     if settings.polish_tol is not None and settings.params:
         polished = _polish(X, lengths, fit, best, settings, prior)
@@ -412,3 +469,197 @@ def fit_hmm(
         n_iter=pick["n_iter"],
         trace=pick["trace"],
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# nested starts
+# ---------------------------------------------------------------------------------------------
+
+
+def _stationary(transmat):
+    """A stationary distribution of ``transmat`` (K, K): least squares on
+    ``pi (A - I) = 0, sum(pi) = 1``, clipped at 0 (uniform if nothing is left)."""
+    k = transmat.shape[0]
+    system = np.vstack([transmat.T - np.eye(k), np.ones((1, k))])
+    target = np.zeros(k + 1)
+    target[-1] = 1.0
+    pi = np.clip(np.linalg.lstsq(system, target, rcond=None)[0], 0.0, None)
+    return pi / pi.sum() if pi.sum() > 0 else np.full(k, 1.0 / k)
+
+
+def _as_type(covariances, source, target, n_components, n_features):
+    """Covariances of a ``source`` solution written in the richer type ``target`` (the same
+    matrices)."""
+    if source == target:
+        return covariances
+    if target == "full":
+        return any_to_full(covariances[None], source, n_components, n_features)[0]
+    if target == "diag" and source == "spherical":
+        return np.repeat(covariances[:, None], n_features, axis=1)
+    raise ValueError(f"a {source} solution is not a {target} model")
+
+
+def _full_covariances(solution: HMMFitResult, covariance_type, n_features):
+    k = solution.means.shape[0]
+    return any_to_full(solution.covariances[None], covariance_type, k, n_features)[0]
+
+
+def split_state_start(solution: HMMFitResult, covariance_type, n_features):
+    """The ``K - 1`` state ``solution`` with one state split in two (a dict of one model).
+
+    The state with the largest stationary probability times total variance becomes two
+    states with its covariance and means ``SPLIT_DISTANCE`` standard deviations either side
+    along its principal axis; the copy (last state) gets half of the split state's start
+    probability and of every transition into it, and the split state's transition row. With
+    equal means this would be the same model; the two means let Baum-Welch separate them.
+    """
+    k = solution.means.shape[0]
+    full = _full_covariances(solution, covariance_type, n_features)
+    values, vectors = np.linalg.eigh(full)
+    weights = _stationary(solution.transmat) * np.trace(full, axis1=1, axis2=2)
+    chosen = int(np.argmax(weights))
+    step = SPLIT_DISTANCE * np.sqrt(max(values[chosen, -1], 0.0)) * vectors[chosen, :, -1]
+    means = np.vstack([solution.means, solution.means[chosen] + step])
+    means[chosen] -= step
+    startprob = np.append(solution.startprob, solution.startprob[chosen] / 2)
+    startprob[chosen] /= 2
+    transmat = np.zeros((k + 1, k + 1))
+    transmat[:k, :k] = solution.transmat
+    transmat[:k, k] = solution.transmat[:, chosen] / 2
+    transmat[:k, chosen] /= 2
+    transmat[k] = transmat[chosen]
+    covariances = solution.covariances
+    if covariance_type != "tied":
+        covariances = np.concatenate([covariances, covariances[chosen : chosen + 1]])
+    return {
+        "startprob": startprob,
+        "transmat": transmat,
+        "means": means,
+        "covariances": covariances,
+    }
+
+
+def epsilon_state_start(X, solution: HMMFitResult, covariance_type, n_features):
+    """The ``K - 1`` state ``solution`` with a new, almost unreachable state (a dict of one
+    model).
+
+    Every start and transition probability is scaled by ``1 - NEW_STATE_PROBABILITY`` and the
+    rest goes to the new state, whose own row is the stationary distribution (scaled the same
+    way, the rest to itself); its mean is the step worst explained by the stationary mixture
+    of the emissions and its covariance the stationary average of the covariances. Every path
+    of the old model keeps its probability times ``(1 - NEW_STATE_PROBABILITY)^T``, so the
+    log-likelihood is at most about ``T * NEW_STATE_PROBABILITY`` below the old one.
+    """
+    k = solution.means.shape[0]
+    keep = 1.0 - NEW_STATE_PROBABILITY
+    pi = _stationary(solution.transmat)
+    startprob = np.append(solution.startprob * keep, NEW_STATE_PROBABILITY)
+    transmat = np.zeros((k + 1, k + 1))
+    transmat[:k, :k] = solution.transmat * keep
+    transmat[:, k] = NEW_STATE_PROBABILITY
+    transmat[k, :k] = pi * keep
+    observed = ~np.isnan(X).all(axis=1)
+    log_density = emission_log_prob(
+        X, solution.means[None], solution.covariances[None], covariance_type
+    )[0]
+    with np.errstate(divide="ignore"):
+        scores = logsumexp(log_density + np.log(pi), axis=1)
+    scores = np.where(observed, scores, np.inf)
+    worst = X[int(np.argmin(scores))]
+    mean = np.where(np.isnan(worst), np.nanmean(X, axis=0), worst)
+    means = np.vstack([solution.means, mean])
+    covariances = solution.covariances
+    if covariance_type != "tied":
+        average = np.tensordot(pi, covariances, axes=(0, 0))
+        covariances = np.concatenate([covariances, average[None]])
+    return {
+        "startprob": startprob,
+        "transmat": transmat,
+        "means": means,
+        "covariances": covariances,
+    }
+
+
+class HMMLattice:
+    """Gaussian HMMs of one data set, one settings object and one seed, each cell started
+    also from the solutions of the cells it contains (see the module docstring).
+
+    ``fit(K, covariance_type)`` fits the cell once (:attr:`solutions` keeps it) with
+    :func:`fit_hmm`'s ``n_init`` drawn starts (the same as a direct call with that seed:
+    every cell gets the same ``random_state``) plus, as ``initial`` starts,
+
+    * for every type in ``CONTAINED[covariance_type]`` that is one of the lattice's
+      ``covariance_types`` (``diag`` under ``full``, ``spherical`` under ``diag``,
+      ``tied`` under ``full``): that type's solution with ``K`` states, written in this
+      type (``nested:<type>``);
+    * for ``K > 1``: the ``K - 1`` solution of this type, split
+      (:func:`split_state_start`, ``split:K=<K-1>``) and with an epsilon state
+      (:func:`epsilon_state_start`, ``epsilon:K=<K-1>``).
+
+    The contained cells are fitted first (recursively, down to ``K = 1``). Settings that fix
+    parameters (``init_params`` without every letter, or ``params`` without every letter)
+    are not supported: the nested starts are complete models.
+    """
+
+    def __init__(self, X, lengths, settings: HMMSettings, random_state=None, covariance_types=None):
+        settings.validate()
+        if settings.init_params != "stmc" or settings.params != "stmc":
+            raise ValueError(
+                "HMMLattice fits every parameter: settings.init_params and settings.params "
+                f"must be 'stmc', got {settings.init_params!r} and {settings.params!r}"
+            )
+        self.X, self.lengths, _ = check_sequences(X, lengths, min_length=2)
+        self.settings = settings
+        self.random_state = random_state
+        types = tuple(CONTAINED) if covariance_types is None else tuple(covariance_types)
+        self.covariance_types = tuple(check_covariance_type(name) for name in types)
+        self.solutions: dict[tuple[str, int], HMMFitResult] = {}
+
+    def nested_starts(self, n_components, covariance_type):
+        """``initial`` for :func:`fit_hmm` (with ``origin``), or None when the cell contains
+        no other cell of the lattice."""
+        d = self.X.shape[1]
+        starts, origin = [], []
+        for source in CONTAINED[covariance_type]:
+            if source not in self.covariance_types:
+                continue
+            solution = self.fit(n_components, source)
+            starts.append(
+                {
+                    "startprob": solution.startprob,
+                    "transmat": solution.transmat,
+                    "means": solution.means,
+                    "covariances": _as_type(
+                        solution.covariances, source, covariance_type, n_components, d
+                    ),
+                }
+            )
+            origin.append(f"nested:{source}")
+        if n_components > 1:
+            smaller = self.fit(n_components - 1, covariance_type)
+            starts.append(split_state_start(smaller, covariance_type, d))
+            origin.append(f"split:K={n_components - 1}")
+            starts.append(epsilon_state_start(self.X, smaller, covariance_type, d))
+            origin.append(f"epsilon:K={n_components - 1}")
+        if not starts:
+            return None
+        initial = {key: np.stack([start[key] for start in starts]) for key in PARAMETERS}
+        initial["origin"] = origin
+        return initial
+
+    def fit(self, n_components, covariance_type) -> HMMFitResult:
+        """The cell's :class:`HMMFitResult` (fitted on first use)."""
+        key = (check_covariance_type(covariance_type), int(n_components))
+        if key not in self.solutions:
+            _check_count(n_components, "n_components")
+            initial = self.nested_starts(*key[::-1])
+            self.solutions[key] = fit_hmm(
+                self.X,
+                self.lengths,
+                key[1],
+                key[0],
+                self.settings,
+                self.random_state,
+                initial=initial,
+            )
+        return self.solutions[key]
