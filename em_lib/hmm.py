@@ -64,8 +64,9 @@ class GaussianHMM(EstimatorMixin):
         Strategy for the parameters named in ``init_params``; see
         :func:`em_lib.numerics.hmm.initial_hmm_parameters`. ``"auto"`` mixes kinds of start
         by index: start 0 from em_lib's Gaussian mixture fitted on the pooled data, the
-        others in turn from k-means on random halves of the rows, from random rows as means
-        with persistent random transitions, and from mixtures started at random rows
+        others in turn from random rows as means with persistent random transitions, from
+        k-means centres with sparse random (Dirichlet(1/K)) start and transition rows, again
+        random persistent, and from mixtures started at random rows
         (:func:`em_lib.numerics.hmm.hmm_start_kinds`). Changed: the default was ``"gmm"``,
         which remains available and gives the previous behaviour (every start from the
         k-means-initialised mixture, transitions from its consecutive posteriors; its starts
@@ -119,7 +120,7 @@ class GaussianHMM(EstimatorMixin):
         ``converged``, ``log_likelihood``, ``failed``, ``failure_reason`` and the parameters
         of every start.
     start_origin_ : array of str
-        The kind of every start (``gmm``, ``kmeans-subset``, ``random-persistent``,
+        The kind of every start (``gmm``, ``random-persistent``, ``kmeans-random_transitions``,
         ``gmm-random_from_data``, ``random``; ``user`` when ``init_params`` is empty).
     polish_ : :class:`em_lib.numerics.hmm.HMMFit` or None
         After the batch, the best starts at distinct optima (up to 3) are continued by
