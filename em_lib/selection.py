@@ -207,6 +207,7 @@ def select_mixture(
     *,
     n_init=10,
     random_state=None,
+    sample_weight=None,
     **settings,
 ) -> SelectionResult:
     """Fit every ``(covariance_type, K)`` of a grid once and pick the best by a criterion.
@@ -228,6 +229,9 @@ def select_mixture(
         ``GaussianMixture(K, covariance_type=t, n_init=n_init, random_state=that int,
         nested_starts=True)``, so each cell equals that isolated fit). None or a Generator is
         drawn from once for an int seed, recorded in the estimators' ``random_state``.
+    sample_weight : (n_samples,) array, optional
+        Frequency weights of the rows, as in :meth:`GaussianMixture.fit`: every cell is fitted
+        with them, and the criteria count ``n`` as their sum (``n_samples`` in the table).
     **settings
         Other :class:`~em_lib.GaussianMixture` settings: ``tol``, ``reg_covar``, ``max_iter``,
         ``init_params``, ``tol_type``, ``prior``, ``polish_tol``, ``polish_starts``.
@@ -251,7 +255,7 @@ def select_mixture(
     X = _check_data(X, components[-1])
     seed = _seed(random_state)
     template = GaussianMixture(n_init=n_init, random_state=seed, nested_starts=True, **settings)
-    lattice = MixtureLattice(X, template._settings(), seed)
+    lattice = MixtureLattice(X, template._settings(), seed, sample_weight)
 
     import pandas as pd
 
@@ -263,7 +267,7 @@ def select_mixture(
                 **{**template.get_params(), "n_components": k, "covariance_type": covariance_type}
             )
             estimator._set_result(result, X.shape[1], dtype=dtype)
-            values = estimator.criteria(X)
+            values = estimator.criteria(X, sample_weight)
             estimators[covariance_type, k] = estimator
             if not result.converged and result.settings.max_iter > 0:
                 not_converged.append((covariance_type, k))
@@ -278,7 +282,7 @@ def select_mixture(
                     "icl": float(values["icl"]),
                     "converged": bool(result.converged),
                     "n_iter": int(result.n_iter),
-                    "n_samples": int(result.n_samples),
+                    "n_samples": result.n_samples,
                 }
             )
     if not_converged:

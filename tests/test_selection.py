@@ -219,3 +219,27 @@ def test_nested_ordering_with_tied_values():
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = select_mixture(X, (1, 2, 3), n_init=2, random_state=364)
     _assert_nested_order(result, (1, 2, 3))
+
+
+def test_sample_weight_reaches_every_cell(iris):
+    """With row weights every cell equals the weighted isolated fit with the same seed, the
+    criteria count n as the total weight, and the orderings still hold."""
+    weights = np.random.default_rng(0).integers(0, 4, len(iris)).astype(float)
+    result = select_mixture(
+        iris,
+        n_components=[1, 2],
+        covariance_types=("full", "diag"),
+        n_init=3,
+        random_state=11,
+        sample_weight=weights,
+    )
+    table = result.table.set_index(["covariance_type", "n_components"])
+    for (covariance_type, k), row in table.iterrows():
+        alone = GaussianMixture(
+            k, covariance_type=covariance_type, nested_starts=True, random_state=11, n_init=3
+        ).fit(iris, sample_weight=weights)
+        assert row["log_likelihood"] == pytest.approx(alone.fit_result_.log_likelihood, rel=1e-10)
+        assert row["bic"] == pytest.approx(alone.bic(iris, sample_weight=weights), rel=1e-10)
+        assert row["n_samples"] == pytest.approx(weights.sum())
+    ll = table["log_likelihood"]
+    assert ll[("full", 2)] >= ll[("diag", 2)] - 1e-8 and ll[("full", 2)] >= ll[("full", 1)] - 1e-8
