@@ -378,6 +378,25 @@ class GaussianHMM(EstimatorMixin):
         return fixed
 
     # ------------------------------------------------------------------ fitting
+    def _set_result(self, result, n_features):
+        """Copy a fit's solution into the fitted attributes (also used by model selection)."""
+        self.fit_result_ = result
+        self.starts_ = result.starts
+        self.start_origin_ = result.origin
+        self.polish_ = result.polish
+        self.best_start_ = result.best_start
+        self.startprob_ = result.startprob
+        self.transmat_ = result.transmat
+        self.means_ = result.means
+        self._covars_ = result.covariances
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.n_features_in_ = n_features
+        self.n_features = n_features
+        self._fitted_values = {
+            attribute: getattr(self, attribute) for _, attribute, _ in _PARAMETERS
+        }
+
     def fit(self, X, lengths=None):
         """Fit all ``n_init`` starts by Baum-Welch and keep the best. Returns self."""
         settings = self._settings()
@@ -395,22 +414,7 @@ class GaussianHMM(EstimatorMixin):
         )
         if self.n_iter == 0:
             result = self._initialisation_only(result)
-        self.fit_result_ = result
-        self.starts_ = result.starts
-        self.start_origin_ = result.origin
-        self.polish_ = result.polish
-        self.best_start_ = result.best_start
-        self.startprob_ = result.startprob
-        self.transmat_ = result.transmat
-        self.means_ = result.means
-        self._covars_ = result.covariances
-        self.converged_ = result.converged
-        self.n_iter_ = result.n_iter
-        self.n_features_in_ = X.shape[1]
-        self.n_features = X.shape[1]
-        self._fitted_values = {
-            attribute: getattr(self, attribute) for _, attribute, _ in _PARAMETERS
-        }
+        self._set_result(result, X.shape[1])
         if self.verbose:
             self._print_fit(result)
         if not self.converged_ and self.n_iter > 0:

@@ -199,6 +199,27 @@ def _check_data(X, largest):
     return X
 
 
+def _selection(rows, columns, estimators, criterion, not_converged, limit, knob):
+    """The table of a grid, the warning for cells that did not converge, and the result with
+    the best cell by ``criterion`` (lowest)."""
+    import pandas as pd
+
+    if not_converged:
+        warnings.warn(
+            f"the kept start of {len(not_converged)} cell(s) did not converge in {limit}: "
+            f"{not_converged}; increase {knob} or tol.",
+            convergence_warning_class(),
+            stacklevel=3,
+        )
+    table = pd.DataFrame(rows, columns=list(columns))
+    scores = table[criterion].to_numpy(dtype=float)
+    best = int(np.argmin(np.where(np.isnan(scores), np.inf, scores)))
+    best_key = (table["covariance_type"].iloc[best], int(table["n_components"].iloc[best]))
+    return SelectionResult(
+        best_estimator=estimators[best_key], estimators=estimators, table=table, criterion=criterion
+    )
+
+
 def select_mixture(
     X,
     n_components=range(1, 10),
@@ -257,8 +278,6 @@ def select_mixture(
     template = GaussianMixture(n_init=n_init, random_state=seed, nested_starts=True, **settings)
     lattice = MixtureLattice(X, template._settings(), seed, sample_weight)
 
-    import pandas as pd
-
     estimators, rows, not_converged = {}, [], []
     for covariance_type in types:
         for k in components:
@@ -285,20 +304,8 @@ def select_mixture(
                     "n_samples": result.n_samples,
                 }
             )
-    if not_converged:
-        warnings.warn(
-            f"the kept start of {len(not_converged)} cell(s) did not converge in "
-            f"{template.max_iter} iterations: {not_converged}; increase max_iter or tol.",
-            convergence_warning_class(),
-            stacklevel=2,
-        )
-    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
-    scores = table[criterion].to_numpy(dtype=float)
-    best = int(np.argmin(np.where(np.isnan(scores), np.inf, scores)))
-    best_key = (table["covariance_type"].iloc[best], int(table["n_components"].iloc[best]))
-    return SelectionResult(
-        best_estimator=estimators[best_key], estimators=estimators, table=table, criterion=criterion
-    )
+    limit = f"{template.max_iter} iterations"
+    return _selection(rows, TABLE_COLUMNS, estimators, criterion, not_converged, limit, "max_iter")
 
 
 def _check_hmm_settings(settings):
@@ -321,28 +328,11 @@ def _check_hmm_settings(settings):
 
 
 def _hmm_estimator(params, result, n_features):
-    """A GaussianHMM with ``params`` holding the fit ``result`` (the attributes
-    ``GaussianHMM.fit`` sets)."""
+    """A GaussianHMM with ``params`` holding the fit ``result``."""
     from .hmm import GaussianHMM
 
     estimator = GaussianHMM(**params)
-    estimator.fit_result_ = result
-    estimator.starts_ = result.starts
-    estimator.start_origin_ = result.origin
-    estimator.polish_ = result.polish
-    estimator.best_start_ = result.best_start
-    estimator.startprob_ = result.startprob
-    estimator.transmat_ = result.transmat
-    estimator.means_ = result.means
-    estimator._covars_ = result.covariances
-    estimator.converged_ = result.converged
-    estimator.n_iter_ = result.n_iter
-    estimator.n_features_in_ = n_features
-    estimator.n_features = n_features
-    estimator._fitted_values = {
-        attribute: getattr(estimator, attribute)
-        for attribute in ("startprob_", "transmat_", "means_", "_covars_")
-    }
+    estimator._set_result(result, n_features)
     return estimator
 
 
@@ -432,8 +422,6 @@ def select_hmm(
     template = GaussianHMM(n_init=n_init, random_state=seed, **settings)
     lattice = HMMLattice(X, lengths, template._settings(), seed, covariance_types=types)
 
-    import pandas as pd
-
     estimators, rows, not_converged = {}, [], []
     for covariance_type in types:
         for k in components:
@@ -463,17 +451,7 @@ def select_hmm(
                     "origin": str(result.origin[result.best_start]),
                 }
             )
-    if not_converged:
-        warnings.warn(
-            f"the kept start of {len(not_converged)} cell(s) did not converge in "
-            f"{template.n_iter} iterations: {not_converged}; increase n_iter or tol.",
-            convergence_warning_class(),
-            stacklevel=2,
-        )
-    table = pd.DataFrame(rows, columns=list(HMM_TABLE_COLUMNS))
-    scores = table[criterion].to_numpy(dtype=float)
-    best = int(np.argmin(np.where(np.isnan(scores), np.inf, scores)))
-    best_key = (table["covariance_type"].iloc[best], int(table["n_components"].iloc[best]))
-    return SelectionResult(
-        best_estimator=estimators[best_key], estimators=estimators, table=table, criterion=criterion
+    limit = f"{template.n_iter} iterations"
+    return _selection(
+        rows, HMM_TABLE_COLUMNS, estimators, criterion, not_converged, limit, "n_iter"
     )
