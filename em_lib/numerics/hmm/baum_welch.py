@@ -21,7 +21,9 @@ never does).
 The E-step is :func:`~em_lib.numerics.hmm.forward_backward.forward_backward_time_first`
 (engines ``"numba"`` and ``"numpy"``), the emission M-step the mixture core's
 (:class:`~em_lib.numerics.hmm.emissions.Emissions`), the start and transition updates
-hmmlearn's Dirichlet MAP (:mod:`em_lib.numerics.hmm.priors`).
+hmmlearn's Dirichlet MAP (:mod:`em_lib.numerics.hmm.priors`). The (n, I, K) arrays of an
+iteration (log-emissions, scaled emissions, posteriors) live in one
+:class:`~em_lib.numerics.hmm.forward_backward.Workspace` for the whole fit.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from ..monitor import EMMonitor
 from ..prior import ConjugatePrior, log_prior_density
 from .checks import check_engine, check_params, check_sequences, validate_parameters
 from .emissions import Emissions, column_centre
-from .forward_backward import forward_backward_time_first
+from .forward_backward import Workspace, forward_backward_time_first
 from .priors import check_concentration, dirichlet_map, log_dirichlet_prior
 from .results import HMMFit
 
@@ -129,6 +131,7 @@ def fit_hmm_em(
         return value
 
     emissions = Emissions(Xc, covariance_type, reg_covar, prior_c)
+    workspace = Workspace()  # the (n, I, K) arrays of every iteration, allocated once
     prec_chol, initial_ok = precision_cholesky(covariances, covariance_type)
     monitor = EMMonitor(n_init, max_iter, tol=tol, n_samples=n_samples, initial_ok=initial_ok)
 
@@ -136,28 +139,34 @@ def fit_hmm_em(
         index = monitor.active_index()
         if index.size == 0:
             break
-        log_b = emissions.log_density(means[index], covariances[index], prec_chol[index])
+        sp, tm, mu, cov, pc = (
+            array[index] for array in (startprob, transmat, means, covariances, prec_chol)
+        )
+        log_b = emissions.log_density(
+            mu, cov, pc, out=workspace.array("log_emissions", (X.shape[0], index.size, n_states))
+        )
         loglik, post, trans_counts, start_counts = forward_backward_time_first(
-            log_b, startprob[index], transmat[index], lengths, engine, True
+            log_b, sp, tm, lengths, engine, True, workspace
         )
-        total = loglik.sum(-1) + log_prior_of(
-            startprob[index], transmat[index], means[index], covariances[index]
-        )
+        total = loglik.sum(-1) + log_prior_of(sp, tm, mu, cov)
         finite = monitor.observe(index, total)
 
-        idx = index[finite]
-        new_sp, new_tm = startprob[idx], transmat[idx]
+        idx = index
+        if not finite.all():
+            idx = index[finite]
+            sp, tm, mu, cov, pc = (array[finite] for array in (sp, tm, mu, cov, pc))
+            start_counts, trans_counts = start_counts[finite], trans_counts[finite]
+        new_sp, new_tm, new_mu, new_cov, new_pc = sp, tm, mu, cov, pc
         if update_start:
-            new_sp = dirichlet_map(start_counts[finite], alpha_start, new_sp)
+            new_sp = dirichlet_map(start_counts, alpha_start, sp)
         if update_trans:
-            new_tm = dirichlet_map(trans_counts[finite], alpha_trans, new_tm)
-        new_mu, new_cov, new_pc = means[idx], covariances[idx], prec_chol[idx]
+            new_tm = dirichlet_map(trans_counts, alpha_trans, tm)
         new_ok = np.ones(idx.size, dtype=bool)
         if update_emission:
             resp = np.transpose(post, (1, 0, 2))
-            if not finite.all():
+            if idx.size < index.size:
                 resp = resp[finite]
-            new_mu, new_cov = emissions.mstep(resp, means[idx], covariances[idx])
+            new_mu, new_cov = emissions.mstep(resp, mu, cov)
             new_pc, new_ok = precision_cholesky(new_cov, covariance_type)
             new_ok &= np.isfinite(new_mu).all(axis=(1, 2))
         new_ok &= np.isfinite(new_sp).all(-1) & np.isfinite(new_tm).all(axis=(1, 2))
@@ -178,9 +187,14 @@ def fit_hmm_em(
     log_likelihood = np.full(n_init, -np.inf)
     log_prior = np.zeros(n_init)
     if valid.size:
-        log_b = emissions.log_density(means[valid], covariances[valid], prec_chol[valid])
+        log_b = emissions.log_density(
+            means[valid],
+            covariances[valid],
+            prec_chol[valid],
+            out=workspace.array("log_emissions", (X.shape[0], valid.size, n_states)),
+        )
         log_likelihood[valid] = forward_backward_time_first(
-            log_b, startprob[valid], transmat[valid], lengths, engine, False
+            log_b, startprob[valid], transmat[valid], lengths, engine, False, workspace
         )[0].sum(-1)
         log_prior[valid] = log_prior_of(
             startprob[valid], transmat[valid], means[valid], covariances[valid]

@@ -71,11 +71,15 @@ class Emissions:
             self.engine = CompleteDataEngine(Xc, covariance_type)
             self.phi = self.engine.features()
 
-    def log_density(self, means, covariances, prec_chol):
-        """Time-first log-emissions (n, I, K) of the (centred) parameters."""
+    def log_density(self, means, covariances, prec_chol, out=None):
+        """Time-first log-emissions (n, I, K) of the (centred) parameters, written into
+        ``out`` (a C-contiguous (n, I, K) array, e.g. a reused buffer) when given."""
         n_init, n_states, _ = means.shape
+        shape = (self.X.shape[0], n_init, n_states)
+        if out is None:
+            out = np.empty(shape)
         if self.missing:
-            log_b = np.zeros((self.X.shape[0], n_init, n_states))
+            out[~self.keep] = 0.0
             if self.keep.any():
                 result = self.engine.estep(
                     np.zeros((n_init, n_states)),
@@ -84,12 +88,13 @@ class Emissions:
                     want_stats=False,
                     want_log_prob=True,
                 )
-                log_b[self.keep] = np.transpose(result["weighted_log_prob"], (1, 0, 2))
-            return log_b
+                out[self.keep] = np.transpose(result["weighted_log_prob"], (1, 0, 2))
+            return out
         W = estep_weight_matrix(
             np.zeros((n_init, n_states)), means, prec_chol, self.covariance_type
         )
-        return (self.phi @ W).reshape(self.X.shape[0], n_init, n_states)
+        np.matmul(self.phi, W, out=out.reshape(shape[0], n_init * n_states))
+        return out
 
     def mstep(self, resp, means, covariances):
         """New (means, covariances) from posteriors ``resp`` (I, n, K), any memory layout."""

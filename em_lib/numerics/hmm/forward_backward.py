@@ -2,9 +2,9 @@
 
 Two engines, both vectorised over starts ``I`` and sequences:
 
-* ``"numba"`` (``"auto"``): the compiled scaled recursion of
-  :func:`~em_lib.numerics.hmm.kernels.fb_scaled_kernel`, with the log-space kernel for the
-  (start, sequence) pairs where scaling breaks down;
+* ``"numba"`` (``"auto"``): the compiled scaled recursion with the sufficient statistics
+  fused in (:func:`~em_lib.numerics.hmm.kernels.scaled_forward_backward`), with the log-space
+  kernel for the (start, sequence) pairs where scaling breaks down;
 * ``"numpy"``: a pure-numpy log-space reference (a Python loop over time steps, vectorised
   over starts and sequences). It is slow (tens of microseconds per step) and exists so the
   compiled path can be checked against it.
@@ -16,16 +16,18 @@ all starts of a time step together and the M-step's ``phi^T @ resp`` needs no co
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..criteria import logsumexp
 from .checks import check_engine
-from .kernels import fb_log_kernel, fb_scaled_kernel, viterbi_kernel
+from .kernels import fb_log_kernel, scaled_forward_backward, viterbi_kernel
 
 __all__ = [
     "ForwardBackward",
+    "Workspace",
     "forward_backward",
     "forward_backward_reference",
     "forward_backward_time_first",
@@ -124,11 +126,39 @@ def forward_backward_reference(log_emission, startprob, transmat, lengths, *, wa
     return result, (log_alpha, log_beta)
 
 
-def forward_backward_time_first(log_b, startprob, transmat, lengths, engine, posteriors):
+class Workspace:
+    """Named buffers reused across the iterations of one fit.
+
+    On these machines a freshly allocated large temporary costs more than the arithmetic done
+    in it (page faults on first touch), so the (n, I, K) arrays of every iteration (log- and
+    scaled emissions, posteriors) live here; a buffer grows when a larger one is asked for and
+    is otherwise handed out again (a view of its first ``prod(shape)`` entries). An array
+    obtained from it is valid until the next request under the same name.
+    """
+
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def array(self, name, shape):
+        """A C-contiguous float array of ``shape`` (contents undefined)."""
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = np.empty(size)
+            self._buffers[name] = buffer
+        return buffer[:size].reshape(shape)
+
+
+def forward_backward_time_first(
+    log_b, startprob, transmat, lengths, engine, posteriors, workspace=None
+):
     """Forward-backward on time-first log-emissions ``log_b`` (n, I, K).
 
+    ``workspace`` (a :class:`Workspace`, optional) supplies the (n, I, K) buffers; the
+    posteriors returned are then one of them, valid until the workspace's next use.
+
     Returns ``(log_likelihood (I, S), posteriors (n, I, K) or None, transition_counts
-    (I, K, K) or None, start_counts (I, K) or None)``.
+    (I, K, K) or None, start_counts (I, K) or None)``; the counts are summed over sequences.
     """
     n, n_init, k = log_b.shape
     offsets = np.zeros(lengths.size + 1, dtype=np.int64)
@@ -145,22 +175,31 @@ def forward_backward_time_first(log_b, startprob, transmat, lengths, engine, pos
             ref.transition_counts,
             ref.start_counts,
         )
+    if workspace is None:
+        workspace = Workspace()
     log_b = np.ascontiguousarray(log_b, dtype=float)
     startprob = np.ascontiguousarray(startprob, dtype=float)
     transmat = np.ascontiguousarray(transmat, dtype=float)
-    # the exponentials are taken here, vectorised (a scalar exp per step in the compiled
-    # loop costs more than the whole recursion)
-    shift = log_b[..., 0].copy()
-    for state in range(1, k):  # K - 1 elementwise maxima: faster than a short-axis max
-        np.maximum(shift, log_b[..., state], out=shift)
-    with np.errstate(invalid="ignore", under="ignore"):
-        scaled = np.exp(log_b - shift[..., None])
-    post = np.empty((n, n_init, k))
-    counts = np.zeros((n_init, lengths.size, k, k))
+    scaled = workspace.array("scaled_emissions", (n, n_init, k))
+    shift = workspace.array("shift", (n, n_init))
+    post = workspace.array("posteriors", (n, n_init, k))
+    scale = workspace.array("scale", (n, n_init))
+    counts = np.zeros((n_init, k, k))
     loglik = np.full((n_init, lengths.size), -np.inf)
     ok = np.zeros((n_init, lengths.size), dtype=np.bool_)
-    fb_scaled_kernel(
-        scaled, shift, startprob, transmat, offsets, posteriors, post, counts, loglik, ok
+    scaled_forward_backward(
+        log_b,
+        scaled,
+        shift,
+        startprob,
+        transmat,
+        offsets,
+        posteriors,
+        post,
+        scale,
+        counts,
+        loglik,
+        ok,
     )
     if not ok.all():
         log_pi, log_a = log_parameters(startprob, transmat)
@@ -168,7 +207,7 @@ def forward_backward_time_first(log_b, startprob, transmat, lengths, engine, pos
         loglik[~ok] = -np.inf
     if not posteriors:
         return loglik, None, None, None
-    return loglik, post, counts.sum(1), post[offsets[:-1]].sum(0)
+    return loglik, post, counts, post[offsets[:-1]].sum(0)
 
 
 def forward_backward(log_emission, startprob, transmat, lengths, *, engine="auto", posteriors=True):
