@@ -121,11 +121,12 @@ def test_matches_brute_force_enumeration(engine, n_components):
         np.testing.assert_allclose(fb.start_counts[i], start_counts, atol=1e-10)
 
 
-def test_fast_path_equals_numpy_reference():
+@pytest.mark.parametrize("n_components", [2, 3, 4, 6])  # unrolled kernels and the generic one
+def test_fast_path_equals_numpy_reference(n_components):
     rng = np.random.default_rng(3)
     lengths = np.array([50, 1, 7, 120, 2])
-    log_b = rng.normal(scale=4.0, size=(3, lengths.sum(), 4))
-    model = random_model(rng, 3, 4, 1, "diag")
+    log_b = rng.normal(scale=4.0, size=(3, lengths.sum(), n_components))
+    model = random_model(rng, 3, n_components, 1, "diag")
     model["transmat"][0, 1, 2] = 0.0  # a structural zero
     model["transmat"][0, 1] /= model["transmat"][0, 1].sum()
     args = (log_b, model["startprob"], model["transmat"], lengths)
