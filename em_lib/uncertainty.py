@@ -358,7 +358,14 @@ def replicate_weights(kind, n_boot, base, rng):
     total = base.sum()
     if kind == "nonparametric":
         draws = int(round(total))
-        return rng.multinomial(draws, base / total, size=n_boot).astype(float)
+        if not np.all(base == base[0]):
+            return rng.multinomial(draws, base / total, size=n_boot).astype(float)
+        # equal weights: N row indices per replicate, counted by one bincount (several times
+        # faster than a multinomial over n categories, which draws n binomials per replicate)
+        picks = rng.integers(0, base.size, size=(n_boot, draws))
+        picks += base.size * np.arange(n_boot)[:, None]
+        counts = np.bincount(picks.ravel(), minlength=n_boot * base.size)
+        return counts.reshape(n_boot, base.size).astype(float)
     gamma = np.zeros((n_boot, base.size))
     positive = base > 0
     gamma[:, positive] = rng.gamma(base[positive], size=(n_boot, int(positive.sum())))
