@@ -13,7 +13,11 @@ The like-for-like comparison uses ``init_params="kmeans"`` in both; em_lib's def
    ``resource.getrusage`` max RSS, each in a fresh subprocess;
 4. achieved GFLOP/s of one em_lib EM iteration against numpy matmul rates;
 5. optionally the cost of em_lib's defaults (polishing, ``nested_starts``) and of unlimited
-   BLAS threads.
+   BLAS threads;
+6. optionally (``--defaults-grid``) the same grid with both estimators at their defaults,
+   ``GaussianMixture(K, covariance_type=..., n_init=10, random_state=seed)`` in each
+   library, timed interleaved (target: em_lib >= 3x faster at equal or better
+   log-likelihood).
 
 Run ``python benchmarks/bench_gmm.py --help`` for the options; see benchmarks/README.md.
 """
@@ -48,17 +52,41 @@ COVARIANCE_TYPES = ("full", "diag")
 BIG_CASE = (1_000_000, 10, 8, "full")
 QUICK_BIG_N = 100_000
 SPEED_TARGET = 5.0  # em_lib must be this many times faster than sklearn on the grid
+DEFAULTS_SPEED_TARGET = 3.0  # ... and this many times with both at their defaults
 MEMORY_TARGET = 4 * GIB
 
 
 # --------------------------------------------------------------------------- helpers
+def load_thread_pools():
+    """Import every module whose compiled code the fits use, so that its BLAS/OpenMP library
+    is loaded: threadpoolctl limits only the libraries loaded when the limit is set, and
+    scikit-learn's OpenMP runtime (KMeans) and scipy's OpenBLAS (``solve_triangular``,
+    ``cholesky``) are otherwise loaded later, by the first fit, and keep every core."""
+    import scipy.cluster.hierarchy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    import sklearn.cluster  # noqa: F401
+    import sklearn.mixture  # noqa: F401
+
+    import em_lib  # noqa: F401
+
+
 def blas_limit(threads):
-    """Context limiting BLAS/OpenMP threads of every loaded library (0: no limit)."""
+    """Context limiting BLAS/OpenMP threads of every library the fits use (0: no limit)."""
     if not threads:
         return nullcontext()
     from threadpoolctl import threadpool_limits
 
+    load_thread_pools()
     return threadpool_limits(limits=threads)
+
+
+def thread_pools():
+    """'library: threads' of every BLAS/OpenMP library loaded now (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    return ", ".join(
+        f"{os.path.basename(info['filepath'])}: {info['num_threads']}" for info in threadpool_info()
+    )
 
 
 def make_data(n, d, k, seed):
@@ -108,9 +136,18 @@ def make_sklearn(k, covariance_type, args):
 
 
 def clear_em_lib_caches():
-    """Forget cached contained-model fits so that repeated timings stay honest (versions with
-    a process-wide cache in em_lib.nested; newer ones keep contained fits in a per-fit
-    MixtureLattice and have nothing to clear)."""
+    """Forget what em_lib caches across fits of the same data, so that repeated timings of
+    one fit stay honest: the Ward trees of ``init_params="auto"`` (kept by the content of the
+    clustered rows, about 30 ms per tree of 1,000 rows) and, in versions that had one, the
+    process-wide cache of contained-model fits in em_lib.nested (newer ones keep those in a
+    per-fit MixtureLattice)."""
+    try:
+        from em_lib.numerics import init
+    except ImportError:
+        init = None
+    ward = getattr(init, "_WARD_CACHE", None)
+    if ward is not None:
+        ward.clear()
     try:
         from em_lib import nested
     except ImportError:
@@ -221,11 +258,18 @@ def print_environment(args):
     )
     nested = em_lib_supports("nested_starts")
     print(
-        "- em_lib columns use `nested_starts=False`"
+        "- grid and large case: em_lib columns use `nested_starts=False`"
         if nested
         else "- this em_lib has no `nested_starts` parameter"
     )
-    print(f"- log-likelihood 'equal' means em_lib >= sklearn - {args.ll_slack} (mean per sample)\n")
+    print(
+        f"- log-likelihood 'equal' means em_lib >= sklearn - {args.ll_slack} (mean per sample; "
+        f"defaults grid: {args.defaults_ll_slack})"
+    )
+    print(
+        "- em_lib's caches across fits of the same data (Ward trees) are cleared before every "
+        "timed fit\n"
+    )
 
 
 # --------------------------------------------------------------------------- grid
@@ -654,6 +698,153 @@ def run_defaults_check(args):
     )
 
 
+# --------------------------------------------------------------------------- defaults grid
+def make_em_lib_defaults(k, covariance_type, args):
+    """em_lib as a user gets it: only K, the type, ``n_init`` and the seed are set."""
+    import em_lib
+
+    return em_lib.GaussianMixture(
+        k, covariance_type=covariance_type, n_init=args.n_init, random_state=args.seed
+    )
+
+
+def make_sklearn_defaults(k, covariance_type, args):
+    """scikit-learn as a user gets it: only K, the type, ``n_init`` and the seed are set."""
+    from sklearn.mixture import GaussianMixture
+
+    return GaussianMixture(
+        k, covariance_type=covariance_type, n_init=args.n_init, random_state=args.seed
+    )
+
+
+def time_interleaved(factories, X, repeats, min_seconds=None):
+    """Best wall time of each factory's fits, run in turns (a, b, a, b, ...) so that a change
+    of the machine's speed hits both alike; at least ``repeats`` rounds, more (up to
+    ``MAX_TIMING_RUNS``) until every factory spent ``min_seconds``. Returns a list of
+    (seconds, CPU seconds, last fitted estimator), one per factory: the best wall time and
+    the best process CPU time (the fits are single-threaded; CPU time leaves out the time the
+    process waited for a core)."""
+    min_seconds = MIN_TIMING_SECONDS if min_seconds is None else min_seconds
+    best = [np.inf] * len(factories)
+    best_cpu = [np.inf] * len(factories)
+    spent = [0.0] * len(factories)
+    fitted = [None] * len(factories)
+    rounds = 0
+    while rounds < repeats or (min(spent) < min_seconds and rounds < MAX_TIMING_RUNS):
+        rounds += 1
+        for position, factory in enumerate(factories):
+            clear_em_lib_caches()
+            estimator = factory()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                start, start_cpu = time.perf_counter(), time.process_time()
+                estimator.fit(X)
+                elapsed = time.perf_counter() - start
+                elapsed_cpu = time.process_time() - start_cpu
+            best[position] = min(best[position], elapsed)
+            best_cpu[position] = min(best_cpu[position], elapsed_cpu)
+            spent[position] += elapsed
+            fitted[position] = estimator
+    return list(zip(best, best_cpu, fitted, strict=True))
+
+
+def polish_iterations(estimator):
+    """EM evaluations of the polishing stage of the kept start (0 without polishing)."""
+    result = getattr(estimator, "fit_result_", None)
+    if result is None or result.polish is None:
+        return 0
+    row = int(np.flatnonzero(result.polished_starts == result.best_start)[0])
+    return int(result.polish.n_iter[row])
+
+
+def run_defaults_grid(args):
+    """Both libraries at their defaults on the grid: seconds, ratio, log-likelihood."""
+    ns = QUICK_GRID_N if args.quick else FULL_GRID_N
+    dks = QUICK_GRID_DK if args.quick else FULL_GRID_DK
+    rows, missed = [], []
+    for n in ns:
+        for d, k in dks:
+            for covariance_type in COVARIANCE_TYPES:
+                X = make_data(n, d, k, args.seed).X
+                (em_time, em_cpu, em), (sk_time, sk_cpu, sk) = time_interleaved(
+                    [
+                        partial(make_em_lib_defaults, k, covariance_type, args),
+                        partial(make_sklearn_defaults, k, covariance_type, args),
+                    ],
+                    X,
+                    args.repeats,
+                )
+                em_ll, sk_ll = em.score(X), sk.score(X)
+                ratio = sk_time / em_time
+                diff = em_ll - sk_ll
+                ok = ratio >= DEFAULTS_SPEED_TARGET and diff >= -args.defaults_ll_slack
+                if not ok:
+                    missed.append(dict(n=n, d=d, k=k, covariance_type=covariance_type))
+                rows.append(
+                    [
+                        f"{n:,}",
+                        d,
+                        k,
+                        covariance_type,
+                        f"{em_time:.3f}",
+                        f"{sk_time:.3f}",
+                        f"{ratio:.2f}",
+                        f"{em_ll:.6f}",
+                        f"{sk_ll:.6f}",
+                        f"{diff:+.2e}",
+                        f"{em.n_iter_}+{polish_iterations(em)}/{sk.n_iter_}",
+                        mark(ok),
+                        f"{sk_cpu / em_cpu:.2f}",
+                    ]
+                )
+                print(
+                    f"<!-- defaults done n={n} d={d} K={k} {covariance_type}: "
+                    f"{ratio:.2f}x, dLL {diff:+.2e} -->",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    print(
+        f"## Defaults grid: both libraries at their defaults, n_init={args.n_init}, "
+        f"random_state={args.seed}\n"
+    )
+    print(
+        "em_lib: `em_lib.GaussianMixture(K, covariance_type=cov, n_init="
+        f"{args.n_init}, random_state={args.seed})` (so `init_params='auto'`, "
+        "`nested_starts=False`, polishing of the best distinct starts to a relative "
+        "`polish_tol=1e-10`); scikit-learn: `sklearn.mixture.GaussianMixture(K, "
+        f"covariance_type=cov, n_init={args.n_init}, random_state={args.seed})` (k-means "
+        "starts, `tol=1e-3`). The two fits of a case run in turns (em_lib, sklearn, em_lib, "
+        f"...), at least {args.repeats} rounds and more until each spent "
+        f"{MIN_TIMING_SECONDS:g} s (at most {MAX_TIMING_RUNS}); best time of each. LL: mean "
+        "per-sample log-likelihood `.score(X)` of the fitted model. Iterations: em_lib's "
+        "batch `n_iter_` + the kept start's polishing EM evaluations / scikit-learn's "
+        f"`n_iter_`. Target: ratio >= {DEFAULTS_SPEED_TARGET:g} and em_lib LL >= sklearn LL - "
+        f"{args.defaults_ll_slack:g} (`--defaults-ll-slack`), on the wall-clock ratio; the "
+        "last column is the ratio of the best process CPU times (for information: less "
+        "affected by other processes). em_lib's Ward-tree cache is cleared before every fit. "
+        f"Thread pools during the fits: {thread_pools()}.\n"
+    )
+    print_table(
+        [
+            "n",
+            "d",
+            "K",
+            "cov",
+            "em_lib s",
+            "sklearn s",
+            "ratio sk/em",
+            "em_lib LL",
+            "sklearn LL",
+            "ΔLL em-sk",
+            "iters em(+polish)/sk",
+            f"target (≥{DEFAULTS_SPEED_TARGET:g}x, LL ≥)",
+            "CPU-time ratio",
+        ],
+        rows,
+    )
+    return missed
+
+
 def run_thread_check(args):
     """One case with unlimited BLAS threads against the configured limit."""
     n, d, k, covariance_type = 5_000, 5, 5, "full"
@@ -669,13 +860,17 @@ def run_thread_check(args):
 
 
 def run_profile(spec, args):
-    """cProfile one em_lib fit (init_params='kmeans' unless 5th field given)."""
+    """cProfile one em_lib fit (init_params='kmeans' unless 5th field given; 'defaults':
+    em_lib at its defaults, as in the defaults grid)."""
     fields = spec.split(",")
     n, d, k = (int(value) for value in fields[:3])
     covariance_type = fields[3] if len(fields) > 3 else "full"
     init = fields[4] if len(fields) > 4 else "kmeans"
     X = make_data(n, d, k, args.seed).X
-    estimator = make_em_lib(k, covariance_type, init, args)
+    if init == "defaults":
+        estimator = make_em_lib_defaults(k, covariance_type, args)
+    else:
+        estimator = make_em_lib(k, covariance_type, init, args)
     profiler = cProfile.Profile()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -739,11 +934,22 @@ def parse_args(argv=None):
         help="also time em_lib's defaults (polishing, nested starts)",
     )
     parser.add_argument(
+        "--defaults-grid",
+        action="store_true",
+        help="also run the grid with both libraries at their defaults (target 3x)",
+    )
+    parser.add_argument(
+        "--defaults-ll-slack",
+        type=float,
+        default=1e-6,
+        help="in the defaults grid, em_lib LL may be this much below sklearn's and still count",
+    )
+    parser.add_argument(
         "--thread-check", action="store_true", help="also time one case with unlimited BLAS threads"
     )
     parser.add_argument(
         "--profile",
-        metavar="N,D,K[,COV[,INIT]]",
+        metavar="N,D,K[,COV[,INIT|defaults]]",
         action="append",
         help="cProfile one em_lib fit of this case (repeatable)",
     )
@@ -777,9 +983,11 @@ def main(argv=None):
             run_flops(args)
         if args.defaults_check:
             run_defaults_check(args)
+        if args.defaults_grid:
+            missed += run_defaults_grid(args)
     if args.thread_check:
         run_thread_check(args)
-    compared = not (args.skip_grid and args.skip_big)
+    compared = not (args.skip_grid and args.skip_big) or args.defaults_grid
     if missed:
         names = ", ".join(
             f"n={r['n']:,} d={r['d']} K={r['k']} {r['covariance_type']}" for r in missed

@@ -52,13 +52,9 @@ def normalise_log_probs(weighted_t: np.ndarray, n_components: int, want_resp: bo
     n_init = n_columns // n_components
     if not weighted_t.flags.c_contiguous:
         weighted_t = np.ascontiguousarray(weighted_t)
-    shift = np.empty((n_init, n_rows))
-    total = np.empty((n_init, n_rows))
-    normalise_block(weighted_t, n_init, n_components, bool(want_resp), shift, total)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.log(total, out=total)
-    total += shift
-    return total, weighted_t
+    log_norm = np.empty((n_init, n_rows))
+    normalise_block(weighted_t, n_init, n_components, bool(want_resp), log_norm)
+    return log_norm, weighted_t
 
 
 def _typed_second(second_full: np.ndarray, covariance_type: str) -> np.ndarray:

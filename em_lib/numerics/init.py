@@ -17,7 +17,14 @@ starting parameters of all ``n_init`` starts at once:
 ``"hierarchical"``
     Ward agglomerative clustering (the model-based hierarchical clustering of the spherical
     equal-volume model, mclust's style of start) of the data, or of a random subsample of
-    ``hierarchical_max_rows`` rows, cut at ``K`` clusters; deterministic for small data.
+    ``hierarchical_max_rows`` rows (default 500), cut at ``K`` clusters; deterministic for
+    small data. Ward's cost grows faster than quadratically with the rows (scipy: about 4 ms
+    for 500 rows, 10 ms for 750, 17-30 ms for 1,000), and two trees are built per ``"auto"``
+    fit. On synthetic mixtures (``make_gaussian_mixture``, separation 2.5; n = 5,000 and
+    50,000, d 2-10, K 3-8, full and diag, n_init = 10; 144 fits) 500 instead of 1,000 rows left
+    the final log-likelihood unchanged (within 1e-6 per sample) in 141 fits; another subsample
+    led one fit to a better optimum (+2.4e-3 per sample) and two to worse ones (-3.7e-3 and
+    -6.9e-3): a subsample is a random start either way.
     The Ward tree does not depend on ``K``: trees are cached by the content of the clustered
     rows (a few dozen), so fits of several ``K`` on the same rows build it once.
 ``"short-em"``
@@ -333,7 +340,7 @@ def ward_tree(Y):
     return tree
 
 
-def hierarchical_labels(X, n_components, rng, max_rows=1000):
+def hierarchical_labels(X, n_components, rng, max_rows=500):
     """Ward clustering cut at K clusters; rows outside the subsample go to the nearest centre."""
     from scipy.cluster.hierarchy import fcluster
 
@@ -363,7 +370,7 @@ def initial_parameters(
     reg_covar=1e-6,
     prior=None,
     kmeans_iter=10,
-    hierarchical_max_rows=1000,
+    hierarchical_max_rows=500,
     kmeans_max_rows=2000,
     short_em_runs=10,
     short_em_iter=5,

@@ -29,7 +29,7 @@ from .gaussian import PreparedData, run_estep
 from .mixture_em import MixtureFit, mstep
 from .monitor import EMMonitor
 from .prior import ConjugatePrior, log_prior_density
-from .starts import same_solution
+from .starts import SAME_SOLUTION_TOLERANCE, same_solution
 
 
 def _to_vector(weights, means, covariances, covariance_type):
@@ -77,7 +77,6 @@ def _from_vector(vector, n_comp, d, covariance_type):
 
 
 PRUNE_RATE = 0.999
-DUPLICATE_TOLERANCE = 1e-2  # data standard deviations
 ROUNDOFF = 1e-12  # relative: objectives closer than this count as equal
 
 
@@ -103,11 +102,15 @@ def polish_em(
     ``trace`` is the best objective seen (per sample) after each evaluation, and ``n_iter``
     the number of evaluations. A start has converged when one plain EM step changes its mean
     per-sample objective ``l`` by less than ``tol * (1 + |l|)`` (relative, and unchanged when
-    every row weight is scaled by the same factor). With ``prune``, a start stops early (``settings["pruned"]``)
-    once it cannot catch up with the best start: its objective plus its last EM step's gain
-    divided by ``1 - PRUNE_RATE`` (what the rest of a linearly converging EM run at rate 0.999
-    would add) stays below the best objective so far, or its means and weights have come
-    within ``DUPLICATE_TOLERANCE`` data standard deviations of the best start's.
+    every row weight is scaled by the same factor). With ``prune``, a start stops early
+    (``settings["pruned"]``) once it cannot catch up with the best start: its objective plus
+    its last EM step's gain divided by ``1 - PRUNE_RATE`` (what the rest of a linearly
+    converging EM run at rate 0.999 would add) stays below the best objective so far; or once
+    it has run into the solution of a start with a higher objective that is still running or
+    has converged: matched means and weights within ``SAME_SOLUTION_TOLERANCE`` (0.1) data
+    standard deviations, the rule by which the starts to polish were chosen as distinct. (On
+    a flat ridge of the likelihood, starts of one basin stopped at a loose ``tol`` differ by
+    more than that, and approach each other slowly: a tighter rule let them run to the end.)
     ``sample_weight``: row weights as in :func:`~em_lib.numerics.mixture_em.fit_mixture_em`;
     with weights that differ per start the starts fit different data, so ``prune`` must be
     off.
@@ -134,48 +137,63 @@ def polish_em(
     monitor = EMMonitor(n_init, max_iter, tol=tol, tol_type="relative", n_samples=n)
     pruned = np.zeros(n_init, dtype=bool)
 
-    def evaluate(index, w, mu, cov, record=True):
+    def evaluate(index, w, mu, cov, factors=None, record=True):
         """One EM map for starts ``index``: objective of the input (-inf where the input is
-        not usable), the output parameters and whether the output is usable. With ``record``
-        the input becomes the start's best if its objective is the highest seen; proposals
-        (extrapolated points no EM step produced) are never recorded, so the result is always
-        an EM step's output (e.g. variances never fall below ``reg_covar``)."""
-        prec, ok = precision_cholesky(cov, covariance_type)
-        ok &= ~collapsed_starts(prec, covariance_type, feature_variances)
-        ok &= np.all(w > 0, axis=1) & np.isfinite(mu).all(axis=(1, 2))
+        not usable), the output parameters, whether the output is usable and the output's
+        precision Cholesky factors. ``factors``: the input's ``(factors, usable)`` when an
+        earlier call returned them (the input is that call's output), else computed here.
+        With ``record`` the input becomes the start's best if its objective is the highest
+        seen; proposals (extrapolated points no EM step produced) are never recorded, so the
+        result is always an EM step's output (e.g. variances never fall below ``reg_covar``)."""
+        if factors is None:
+            prec, ok = precision_cholesky(cov, covariance_type)
+            ok &= ~collapsed_starts(prec, covariance_type, feature_variances)
+            ok &= np.all(w > 0, axis=1) & np.isfinite(mu).all(axis=(1, 2))
+        else:
+            prec, ok = factors[0], factors[1].copy()
         objective = np.full(len(index), -np.inf)
         loglik = np.full(len(index), -np.inf)
         log_prior = np.zeros(len(index))
-        new = (w.copy(), mu.copy(), cov.copy())
-        new_ok = np.zeros(len(index), dtype=bool)
         sub = np.flatnonzero(ok)
+        everyone = sub.size == len(index)  # the usual case: views instead of copies
+        pick = slice(None) if everyone else sub
+        if everyone:
+            new, new_ok, new_prec = None, None, None
+        else:
+            new = (w.copy(), mu.copy(), cov.copy())
+            new_ok = np.zeros(len(index), dtype=bool)
+            new_prec = prec.copy()
         if sub.size:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 weights_sub = row_weights if np.ndim(row_weights) < 2 else row_weights[index[sub]]
                 result = run_estep(
                     engine,
-                    np.log(w[sub]),
-                    mu[sub],
-                    cov[sub],
-                    prec[sub],
+                    np.log(w[pick]),
+                    mu[pick],
+                    cov[pick],
+                    prec[pick],
                     want_stats=True,
                     row_weights=weights_sub,
                 )
-                loglik[sub] = result["loglik"]
+                loglik[pick] = result["loglik"]
                 if prior_c is not None:
-                    log_prior[sub] = log_prior_density(
-                        mu[sub], cov[sub], prec[sub], covariance_type, prior_c
+                    log_prior[pick] = log_prior_density(
+                        mu[pick], cov[pick], prec[pick], covariance_type, prior_c
                     )
                 values = mstep(result["stats"], covariance_type, reg_covar, prior_c)
-            objective[sub] = np.where(
-                np.isfinite(loglik[sub] + log_prior[sub]), loglik[sub] + log_prior[sub], -np.inf
-            )
-            for target, value in zip(new, values, strict=True):
-                target[sub] = value
-            new_prec, good = precision_cholesky(values[2], covariance_type)
+            total = loglik[pick] + log_prior[pick]
+            objective[pick] = np.where(np.isfinite(total), total, -np.inf)
+            factor, good = precision_cholesky(values[2], covariance_type)
             good &= np.isfinite(values[1]).all(axis=(1, 2)) & np.isfinite(values[0]).all(axis=1)
-            good &= ~collapsed_starts(new_prec, covariance_type, feature_variances)
-            new_ok[sub] = good
+            good &= np.all(values[0] > 0, axis=1)
+            good &= ~collapsed_starts(factor, covariance_type, feature_variances)
+            if everyone:
+                new, new_ok, new_prec = values, good, factor
+            else:
+                for target, value in zip(new, values, strict=True):
+                    target[sub] = value
+                new_ok[sub] = good
+                new_prec[sub] = factor
         # the latest EM output replaces the best unless it is worse beyond round-off: near
         # the optimum the choice between points whose objectives differ by round-off would
         # otherwise depend on the summation order (weighted rows vs repeated rows)
@@ -188,14 +206,18 @@ def polish_em(
         best_loglik[index[improved]] = loglik[improved]
         best_log_prior[index[improved]] = log_prior[improved]
         monitor.record(index, best_objective[index])
-        return objective, new, new_ok
+        return objective, new, new_ok, new_prec
 
     active = np.arange(n_init)
     current = (weights, means, covariances)
+    current_factors = None  # (factors, usable) of ``current`` once an EM step produced it
     while active.size:
         w0, mu0, cov0 = (part[active] for part in current)
-        obj0, step1, ok1 = evaluate(active, w0, mu0, cov0)
-        obj1, step2, ok2 = evaluate(active, *step1)
+        factors0 = None
+        if current_factors is not None:
+            factors0 = (current_factors[0][active], current_factors[1][active])
+        obj0, step1, ok1, prec1 = evaluate(active, w0, mu0, cov0, factors0)
+        obj1, step2, ok2, prec2 = evaluate(active, *step1, factors=(prec1, ok1))
         usable = ok1 & ok2 & np.isfinite(obj0) & np.isfinite(obj1)
         with np.errstate(invalid="ignore"):
             size = n if np.ndim(n) == 0 else n[active]
@@ -209,24 +231,15 @@ def polish_em(
             with np.errstate(invalid="ignore"):
                 reach = best_objective[active] + np.maximum(obj1 - obj0, 0.0) / (1 - PRUNE_RATE)
             hopeless = usable & ~done & (reach < leader - 1e-9 * (1 + abs(leader)))
-            # a start that has run into the leader's solution (below it) adds nothing either
-            top = int(np.argmax(best_objective))
+            # a start that has run into the solution of a better start (running or
+            # converged) adds nothing either: the better start stands for that optimum
             for position, start in enumerate(active):
-                if (
-                    start != top
-                    and usable[position]
-                    and not done[position]
-                    and not hopeless[position]
-                    and same_solution(
-                        best["weights"][start],
-                        best["means"][start],
-                        best["weights"][top],
-                        best["means"][top],
-                        scale,
-                        DUPLICATE_TOLERANCE,
-                    )
-                ):
-                    hopeless[position] = True
+                if not usable[position] or done[position] or hopeless[position]:
+                    continue
+                better = np.flatnonzero(~pruned & (best_objective > best_objective[start]))
+                hopeless[position] = any(
+                    _same_optimum(best, start, other, scale) for other in better
+                )
             pruned[active[hopeless]] = True
             done |= hopeless
         # a start whose next EM step is unusable (not finite, collapsed) stops here and
@@ -249,7 +262,7 @@ def polish_em(
         proposed = _from_vector(proposal, n_comp, d, covariance_type)
         finite = np.all(np.isfinite(proposal), axis=1)
         plain = tuple(part[go] for part in step2)
-        obj_p, step_p, ok_p = evaluate(index, *proposed, record=False)
+        obj_p, step_p, ok_p, prec_p = evaluate(index, *proposed, record=False)
         accept = finite & ok_p & np.isfinite(obj_p) & (obj_p >= obj1[go])
         following = tuple(
             np.where(_expand(accept, a), a, b) for a, b in zip(step_p, plain, strict=True)
@@ -257,6 +270,11 @@ def polish_em(
         current = tuple(np.array(part, copy=True) for part in current)
         for target, value in zip(current, following, strict=True):
             target[index] = value
+        # the next cycle starts from an EM step's output: its factors are known
+        if current_factors is None:
+            current_factors = (np.empty_like(covariances), np.zeros(n_init, dtype=bool))
+        current_factors[0][index] = np.where(_expand(accept, prec_p), prec_p, prec2[go])
+        current_factors[1][index] = np.where(accept, ok_p, ok2[go])
         active = index
 
     means_out = best["means"] + center
@@ -289,3 +307,26 @@ def polish_em(
 
 def _expand(mask, like):
     return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
+
+
+def _same_optimum(best, start, other, scale):
+    """Whether the best parameters of ``start`` and ``other`` sit at the same solution
+    (:func:`~em_lib.numerics.starts.same_solution` within ``SAME_SOLUTION_TOLERANCE``). A
+    cheap necessary condition is checked first: every component of each must have one of
+    the other within the tolerance in every scaled mean coordinate and in weight."""
+    weights_a, means_a = best["weights"][start], best["means"][start] / scale
+    weights_b, means_b = best["weights"][other], best["means"][other] / scale
+    gap = np.abs(means_a[:, None, :] - means_b[None, :, :]).max(axis=-1)
+    close = (gap < SAME_SOLUTION_TOLERANCE) & (
+        np.abs(weights_a[:, None] - weights_b[None, :]) < SAME_SOLUTION_TOLERANCE
+    )
+    if not (close.any(axis=1).all() and close.any(axis=0).all()):
+        return False
+    return same_solution(
+        best["weights"][start],
+        best["means"][start],
+        best["weights"][other],
+        best["means"][other],
+        scale,
+        SAME_SOLUTION_TOLERANCE,
+    )
