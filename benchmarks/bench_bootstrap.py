@@ -106,9 +106,7 @@ def speed(n_boot, n, d, k, seed):
         ).fit(X[idx])
         warm_means.append(fit.means_)
     t_warm = time.perf_counter() - t0
-    warm_se = _aligned_means(model.means_, model.covariances_, np.stack(warm_means)).std(
-        0, ddof=1
-    )
+    warm_se = _aligned_means(model.means_, model.covariances_, np.stack(warm_means)).std(0, ddof=1)
 
     _header(f"Bootstrap speed: B = {n_boot}, n = {n}, d = {d}, K = {k}, full")
     print(f"scikit-learn {sklearn.__version__}; one BLAS/OpenMP thread for both.\n")
@@ -192,9 +190,18 @@ def main(argv=None):
     parser.add_argument("--kind", default="nonparametric")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from threadpoolctl import threadpool_limits
+    # threadpoolctl limits only the pools already loaded: load every library's first
+    # (a pool loaded later, e.g. scikit-learn's or scipy's, would run unlimited)
+    import scipy.linalg  # noqa: F401
+    import sklearn.mixture  # noqa: F401
+    from threadpoolctl import threadpool_info, threadpool_limits
 
+    from em_lib import GaussianMixture
+
+    GaussianMixture(1).fit(np.random.default_rng(0).normal(size=(20, 2)))
     threadpool_limits(1)
+    pools = ", ".join(f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info())
+    print(f"thread pools: {pools}", file=sys.stderr)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     if args.coverage:
         coverage(args.repetitions, args.n_boot, args.n or 500, args.seed, args.kind)
