@@ -77,7 +77,9 @@ def test_summary_and_dataset_are_labelled(airquality):
     means = table[table["parameter"] == "mean"]
     assert set(means["feature"]) == set(airquality.feature_names)
     assert (means["lower"] <= means["upper"]).all()
-    inside = (means["lower"] <= means["estimate"] + 1e-9) & (means["estimate"] - 1e-9 <= means["upper"])
+    inside = (means["lower"] <= means["estimate"] + 1e-9) & (
+        means["estimate"] - 1e-9 <= means["upper"]
+    )
     assert inside.mean() > 0.8
     ds = result.to_xarray()
     assert ds["means"].dims == ("replicate", "component", "feature")

@@ -53,9 +53,11 @@ def test_selected_cell_is_the_lowest_criterion_em_fit():
     config, ds, data, fits, masks = tiny_study()
     job = design.MaskJob("air", "none", 0.0, 0)
     cell = selected.selected_cell(ds, job, "bic")
-    scores = ds["fit_bic"].sel(
-        {"dataset": "air", "mechanism": "none", "missing_rate": 0.0, "replicate": 0}
-    ).sel({"method": "em", "model": "diag"})
+    scores = (
+        ds["fit_bic"]
+        .sel({"dataset": "air", "mechanism": "none", "missing_rate": 0.0, "replicate": 0})
+        .sel({"method": "em", "model": "diag"})
+    )
     assert cell["model"] == "diag"
     assert cell["value"] == pytest.approx(float(scores.min()))
     assert cell["means"].shape == (cell["n_components"], data["air"]["X"].shape[1])
