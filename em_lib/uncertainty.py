@@ -589,6 +589,8 @@ def _bootstrap_hmm(estimator, X, lengths, n_boot, kind, random_state, feature_na
             outputs[name].append(np.array(getattr(refit, f"{name}_"), dtype=float))
     stacked = {name: np.stack(values) for name, values in outputs.items()}
     perm, cost = alignment(ml["means"], ml["covars"], stacked["means"])
+    from .numerics.hmm.driver import _stationary
+
     stationary = _stationary(ml["transmat"])
     replicate_stationary = np.stack([_stationary(t) for t in stacked["transmat"]])
     described = describe(replicate_stationary, stacked["means"], stacked["covars"])
@@ -617,36 +619,18 @@ def _bootstrap_hmm(estimator, X, lengths, n_boot, kind, random_state, feature_na
 
 def _hmm_from(estimator, parameters):
     """A copy of ``estimator``'s settings that starts from ``parameters`` (no random start)."""
+    from .numerics.covariance import from_full
+
     params = estimator.get_params()
     params.update(init_params="", n_init=1)
     refit = type(estimator)(**params)
     refit.startprob_ = parameters["startprob"]
     refit.transmat_ = parameters["transmat"]
     refit.means_ = parameters["means"]
-    refit.covars_ = (
-        parameters["covars"]
-        if estimator.covariance_type == "full"
-        else _typed_covars(parameters["covars"], estimator.covariance_type)
-    )
+    full = parameters["covars"]
+    weights = np.ones(full.shape[:1])  # tied: every component holds the same matrix
+    refit.covars_ = from_full(full[None], estimator.covariance_type, weights[None])[0]
     return refit
-
-
-def _typed_covars(full, covariance_type):
-    """Full (K, d, d) covariances as the attribute shape of ``covariance_type``."""
-    if covariance_type == "diag":
-        return np.diagonal(full, axis1=-2, axis2=-1).copy()
-    if covariance_type == "spherical":
-        return np.diagonal(full, axis1=-2, axis2=-1).mean(-1)
-    if covariance_type == "tied":
-        return full[0]
-    return full
-
-
-def _stationary(transmat):
-    """Stationary distribution of a transition matrix (left eigenvector for eigenvalue 1)."""
-    values, vectors = np.linalg.eig(transmat.T)
-    vector = np.real(vectors[:, np.argmin(np.abs(values - 1))])
-    return vector / vector.sum()
 
 
 # ---------------------------------------------------------------------------------------------
