@@ -18,7 +18,7 @@ Kinds (mclust's ``MclustBootstrap`` offers the same three for mixtures):
 
 For mixtures the nonparametric and weighted replicates are row weights of the same data, so
 all ``n_boot`` replicates are fitted **in one batched run**
-(:func:`em_lib.numerics.fitting.fit_replicates`): each replicate is a start of the batched
+(:func:`em_lib.numerics.replicates.fit_replicates`): each replicate is a start of the batched
 EM with its own row weights, started from the maximum-likelihood fit (plus
 ``n_random_starts`` random starts per replicate, if asked), run to the estimator's ``tol``
 and polished to its ``polish_tol`` (the default 1e-10 relative; without polishing, replicates
@@ -423,8 +423,8 @@ def bootstrap_mixture(
     Other parameters as in :func:`bootstrap`.
     """
     from .numerics.covariance import any_to_full
-    from .numerics.fitting import fit_replicates
     from .numerics.gaussian import check_sample_weight
+    from .numerics.replicates import fit_replicates
     from .numerics.starts import as_generator
 
     n_boot = _check_common(n_boot, kind, KINDS)

@@ -8,7 +8,7 @@ from em_lib.numerics.covariance import COVARIANCE_TYPES
 from em_lib.numerics.init import initial_parameters
 from em_lib.numerics.mixture_em import fit_mixture_em
 from em_lib.numerics.prior import default_prior
-from em_lib.numerics.squarem import _from_vector, _to_vector, polish_em
+from em_lib.numerics.squarem import from_vector, polish_em, to_vector
 
 
 def _loose_starts(X, k, covariance_type, prior=None, n_init=3):
@@ -22,8 +22,8 @@ def _loose_starts(X, k, covariance_type, prior=None, n_init=3):
 def test_coordinates_round_trip(covariance_type):
     X = load_dataset("iris").X
     fit = _loose_starts(X, 3, covariance_type)
-    vector = _to_vector(fit.weights, fit.means, fit.covariances, covariance_type)
-    weights, means, covariances = _from_vector(vector, 3, 4, covariance_type)
+    vector = to_vector(fit.weights, fit.means, fit.covariances, covariance_type)
+    weights, means, covariances = from_vector(vector, 3, 4, covariance_type)
     np.testing.assert_allclose(weights, fit.weights, rtol=1e-12)
     np.testing.assert_allclose(means, fit.means, rtol=1e-12)
     np.testing.assert_allclose(covariances, fit.covariances, rtol=1e-10, atol=1e-14)

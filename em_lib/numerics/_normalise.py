@@ -165,7 +165,7 @@ def _log_positive(x):
 
 
 @numba.njit(fastmath=_FLAGS, cache=True, boundscheck=False, nogil=True, error_model="numpy")
-def normalise_block(block, n_init, n_comp, want_resp, log_norm):
+def normalise_block(block, n_init, n_comp, want_resp, log_norm, weights, index, offset, loglik):
     """In place over ``block`` of shape (I*K, rows), C-contiguous (components x rows, so
     that every inner loop runs over contiguous rows and vectorises).
 
@@ -174,8 +174,16 @@ def normalise_block(block, n_init, n_comp, want_resp, log_norm):
     writes the log-normaliser ``log_norm[i, r] = shift + log(total)`` (-inf where all are
     -inf); the block then holds ``exp(block - shift)``, divided by ``total`` if
     ``want_resp``.
+
+    ``weights`` hold the rows' weights from column ``offset`` on: shape (0, 0) for none,
+    (1, n) shared by every start, or (B, n) with start i's in row ``index[i]``. ``loglik[i]`` is increased by start i's weighted sum of
+    ``log_norm`` over the rows (a row of weight 0 adds nothing, even where its
+    ``log_norm`` is -inf), and with ``want_resp`` the responsibilities are multiplied by
+    the row's weight (exactly 0 for a row of weight 0).
     """
     n_rows = block.shape[1]
+    weighted = weights.shape[0] > 0
+    shared = weights.shape[0] == 1
     inverse = np.empty(n_rows)
     m = np.empty(n_rows)
     s = np.empty(n_rows)
@@ -200,13 +208,44 @@ def normalise_block(block, n_init, n_comp, want_resp, log_norm):
                 s[r] += e
         for r in range(n_rows):
             out[r] = m[r] + _log_positive(s[r])
-        if want_resp:
+            m[r] = s[r]  # m holds the totals from here on
+        if weighted:
+            w = weights[0] if shared else weights[index[i]]
             for r in range(n_rows):
-                inverse[r] = 1.0 / s[r]
+                wr = w[offset + r]
+                s[r] = wr * out[r] if wr > 0.0 else 0.0  # s is free now: weighted terms
+            total = _sum(s, n_rows)
+            if want_resp:
+                for r in range(n_rows):
+                    wr = w[offset + r]
+                    inverse[r] = wr / m[r] if wr > 0.0 else 0.0
+        else:
+            total = _sum(out, n_rows)
+            if want_resp:
+                for r in range(n_rows):
+                    inverse[r] = 1.0 / m[r]
+        loglik[i] += total
+        if want_resp:
             for k in range(n_comp):
                 row = block[base + k]
                 for r in range(n_rows):
                     row[r] *= inverse[r]
+
+
+@numba.njit(fastmath=_FLAGS, cache=True, boundscheck=False, nogil=True, error_model="numpy")
+def _sum(values, n):
+    """Sum of ``values[:n]`` in four interleaved partial sums (vectorises without
+    reassociation; round-off like numpy's pairwise sum for these block lengths)."""
+    a = b = c = e = 0.0
+    stop = n - n % 4
+    for r in range(0, stop, 4):
+        a += values[r]
+        b += values[r + 1]
+        c += values[r + 2]
+        e += values[r + 3]
+    for r in range(stop, n):
+        a += values[r]
+    return (a + b) + (c + e)
 
 
 def exp_nonpositive(values: np.ndarray) -> np.ndarray:

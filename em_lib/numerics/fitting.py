@@ -25,7 +25,7 @@ full >= diag >= spherical, full >= tied, K >= K - 1 (up to round-off).
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -473,110 +473,3 @@ def fit_mixture(
         n_samples=float(fit.n_samples) if sample_weight is not None else int(fit.n_samples),
         prepared=prepared,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# replicates: one batch, each start with its own row weights
-# ---------------------------------------------------------------------------------------------
-
-
-def fit_replicates(
-    X,
-    starts: dict,
-    covariance_type,
-    settings: MixtureSettings,
-    sample_weight,
-    *,
-    groups=None,
-    prior=None,
-) -> MixtureFit:
-    """Fit many weighted versions of one data set in one batch: start ``i`` sees the rows
-    weighted by ``sample_weight[i]`` (a bootstrap replicate's counts or Dirichlet weights).
-
-    Every start runs batched EM to ``settings.tol`` and, with ``settings.polish_tol``, is then
-    polished (SQUAREM) to that relative tolerance: no start is pruned against another, since
-    each fits its own data. With ``groups`` (I,) several starts share a replicate and the best
-    of each group (highest objective among the usable ones) is returned.
-
-    Parameters
-    ----------
-    X : (n_samples, n_features) array; NaN marks a missing entry
-    starts : dict with ``weights`` (I, K), ``means`` (I, K, d), ``covariances`` (typed)
-    covariance_type : str
-    settings : MixtureSettings
-        ``tol``, ``tol_type``, ``max_iter``, ``reg_covar``, ``polish_tol`` are used; the starts
-        are given, so ``n_init``, ``init_params`` and nesting are not.
-    sample_weight : (I, n_samples) array of row weights >= 0
-    groups : (I,) int array, optional
-        Replicate of each start (0..B-1); None: one start per replicate.
-    prior : ConjugatePrior, optional
-        Resolved prior (the same for every replicate).
-
-    Returns
-    -------
-    MixtureFit with one row per replicate (``n_samples``: each replicate's total weight).
-    """
-    settings = settings.validate()
-    X = np.asarray(X, dtype=float)
-    weights = check_sample_weight(sample_weight, X.shape[0], n_init=len(starts["weights"]))
-    if weights.ndim == 1:
-        raise ValueError("fit_replicates needs one row of weights per start, shape (I, n)")
-    prepared = PreparedData(X, covariance_type)
-    options = {"reg_covar": settings.reg_covar, "prior": prior, "prepared": prepared}
-    fit = fit_mixture_em(
-        X,
-        starts["weights"],
-        starts["means"],
-        starts["covariances"],
-        covariance_type,
-        tol=settings.tol,
-        tol_type=settings.tol_type,
-        max_iter=settings.max_iter,
-        sample_weight=weights,
-        **options,
-    )
-    if settings.polish_tol is not None and settings.max_iter > 0:
-        usable = np.flatnonzero(~fit.failed)
-        polished = polish_em(
-            X,
-            fit.weights[usable],
-            fit.means[usable],
-            fit.covariances[usable],
-            covariance_type,
-            tol=settings.polish_tol,
-            max_iter=10 * settings.max_iter,
-            prune=False,
-            sample_weight=weights[usable],
-            **options,
-        )
-        fit = _merge_polished(fit, polished, usable)
-    if groups is None:
-        return fit
-    groups = np.asarray(groups, dtype=int)
-    score = np.where(fit.failed, -np.inf, fit.objective)
-    order = np.lexsort((-score, groups))  # by group, best first
-    first = order[np.r_[True, groups[order][1:] != groups[order][:-1]]]
-    return _take(fit, first)
-
-
-def _take(fit: MixtureFit, rows) -> MixtureFit:
-    """The starts ``rows`` of a batched fit."""
-    values = {name: getattr(fit, name)[rows] for name in MixtureFit.PER_START}
-    n_samples = fit.n_samples[rows] if np.ndim(fit.n_samples) else fit.n_samples
-    return replace(fit, **values, n_samples=n_samples)
-
-
-def _merge_polished(fit: MixtureFit, polished: MixtureFit, rows) -> MixtureFit:
-    """``fit`` with the starts ``rows`` replaced by their polished solutions (iterations of
-    both stages added; converged when the polishing converged; ``trace`` stays the batch's)."""
-    values = {name: np.array(getattr(fit, name), copy=True) for name in MixtureFit.PER_START}
-    for name in ("weights", "means", "covariances", "precisions_cholesky"):
-        values[name][rows] = getattr(polished, name)
-    values["log_likelihood"][rows] = polished.log_likelihood
-    values["log_prior"][rows] = polished.log_prior
-    values["converged"][rows] = polished.converged
-    values["failed"][rows] = polished.failed
-    values["failure_reason"][rows] = polished.failure_reason
-    values["n_iter"][rows] += polished.n_iter
-    values["max_decrease"][rows] = np.maximum(values["max_decrease"][rows], polished.max_decrease)
-    return replace(fit, **values)

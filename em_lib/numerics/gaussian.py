@@ -31,10 +31,49 @@ from .covariance import (
 
 DEFAULT_BLOCK_SIZE = 1024
 BLOCK_REFERENCE_COLUMNS = 80  # I * K for which ``block_size`` rows are meant (10 starts, K=8)
+MIN_BLOCK_ROWS = 128
 DEFAULT_CACHE_BYTES = 1 << 30
 
 
-def normalise_log_probs(weighted_t: np.ndarray, n_components: int, want_resp: bool):
+_NO_WEIGHTS = np.empty((0, 0))
+_NO_INDEX = np.zeros(0, dtype=np.int64)
+
+
+class WeightRows:
+    """The row weights of some starts of a batch without copying them: start ``i`` has the
+    weights ``table[index[i]]`` of a (B, n) table (:func:`start_weights` makes one)."""
+
+    ndim = 2
+
+    def __init__(self, table, index):
+        self.table = table
+        self.index = np.asarray(index, dtype=np.int64)
+
+    def block(self, rows):
+        """(I, len(rows)) weights of the rows ``rows`` (a slice or an index array)."""
+        if isinstance(rows, slice):
+            return self.table[self.index, rows]
+        return self.table[np.ix_(self.index, rows)]
+
+
+def start_weights(row_weights, index):
+    """Row weights of the starts ``index`` of a batch: ``row_weights`` itself when it is
+    None or shared (n,), otherwise a :class:`WeightRows` view of the (B, n) table."""
+    if row_weights is None or np.ndim(row_weights) < 2:
+        return row_weights
+    if isinstance(row_weights, WeightRows):
+        return WeightRows(row_weights.table, row_weights.index[index])
+    return WeightRows(row_weights, np.arange(len(row_weights))[index])
+
+
+def normalise_log_probs(
+    weighted_t: np.ndarray,
+    n_components: int,
+    want_resp: bool,
+    weights=None,
+    loglik=None,
+    offset=0,
+):
     """Per-start logsumexp over components of a block of shape (I*K, B), in place.
 
     The block is laid out components x rows (row ``i * K + k`` for start i, component k) so
@@ -42,9 +81,14 @@ def normalise_log_probs(weighted_t: np.ndarray, n_components: int, want_resp: bo
     Every (start, row) is shifted by its own maximum, so no start can spoil another's
     normalisation.
 
-    Returns ``(log_norm, block)`` with ``log_norm`` of shape (I, B); if
-    ``want_resp`` the block is overwritten with the responsibilities, otherwise with
-    unnormalised exponentials.
+    ``weights``: row weights, None, (n,) shared, (I, n) or :class:`WeightRows`, of which
+    columns ``offset`` to ``offset + B`` are the block's (so that a block needs no copy).
+    ``loglik`` (I,), if given, is increased by each start's weighted sum of the rows'
+    log-normalisers (a row of weight 0 adds nothing, even where its density underflows).
+
+    Returns ``(log_norm, block)`` with ``log_norm`` of shape (I, B), unweighted; if
+    ``want_resp`` the block is overwritten with the responsibilities times the row
+    weights, otherwise with unnormalised exponentials.
     """
     from ._normalise import normalise_block
 
@@ -52,8 +96,24 @@ def normalise_log_probs(weighted_t: np.ndarray, n_components: int, want_resp: bo
     n_init = n_columns // n_components
     if not weighted_t.flags.c_contiguous:
         weighted_t = np.ascontiguousarray(weighted_t)
+    index = _NO_INDEX
+    if weights is None:
+        weights = _NO_WEIGHTS
+    elif isinstance(weights, WeightRows):
+        weights, index = weights.table, weights.index
+    else:
+        weights = np.asarray(weights, dtype=float)
+        if weights.ndim == 2:
+            index = np.arange(len(weights), dtype=np.int64)
+        weights = weights.reshape(-1, weights.shape[-1])
+    if weights.size and not weights.flags.c_contiguous:
+        weights = np.ascontiguousarray(weights, dtype=float)
+    if loglik is None:
+        loglik = np.zeros(n_init)
     log_norm = np.empty((n_init, n_rows))
-    normalise_block(weighted_t, n_init, n_components, bool(want_resp), log_norm)
+    normalise_block(
+        weighted_t, n_init, n_components, bool(want_resp), log_norm, weights, index, offset, loglik
+    )
     return log_norm, weighted_t
 
 
@@ -69,22 +129,9 @@ def block_weights(row_weights, rows):
     """The row weights of a block of rows: None, (B,) shared by every start, or (I, B)."""
     if row_weights is None:
         return None
+    if isinstance(row_weights, WeightRows):
+        return row_weights.block(rows)
     return row_weights[..., rows]
-
-
-def weigh_block(log_norm, resp_t, weights, n_comp, want_stats):
-    """Apply a block's row weights: returns the weighted log-likelihood of every start (I,)
-    and, when ``want_stats``, scales the responsibilities ``resp_t`` (I*K, B) in place.
-    A row of weight 0 adds nothing, even where its density underflows."""
-    if weights is None:
-        return log_norm.sum(1)
-    weights = np.broadcast_to(weights, log_norm.shape)
-    with np.errstate(invalid="ignore"):
-        contribution = np.where(weights > 0, log_norm * weights, 0.0).sum(1)
-    if want_stats:
-        n_init = log_norm.shape[0]
-        resp_t.reshape(n_init, n_comp, -1)[...] *= weights[:, None, :]
-    return contribution
 
 
 def weight_columns(row_weights, rows, n_init, n_comp):
@@ -137,13 +184,17 @@ class CompleteDataEngine:
         return second_order_features(self.X, self.layout)
 
     def _blocks(self, n_outputs=None):
-        """Blocks of rows: ``block_size`` rows, or more when few (start, component) columns
-        are active (the block then holds about ``block_size * BLOCK_REFERENCE_COLUMNS``
-        values), so that the per-block overhead does not dominate for the last few starts."""
+        """Blocks of rows: a block holds about ``block_size * BLOCK_REFERENCE_COLUMNS``
+        values of the (start, component) x rows block: more rows when few columns are active
+        (so that the per-block overhead does not dominate for the last few starts), fewer
+        (down to ``MIN_BLOCK_ROWS``) when many are (a batch of bootstrap replicates: a block
+        that stays in cache between the passes over it is about 20 % faster at 600 columns
+        than one of ``block_size`` rows)."""
         n = self.X.shape[0]
         size = self.block_size
         if n_outputs:
-            size = max(size, size * BLOCK_REFERENCE_COLUMNS // n_outputs)
+            smallest = min(size, MIN_BLOCK_ROWS)
+            size = max(smallest, size * BLOCK_REFERENCE_COLUMNS // n_outputs)
         buffer = None
         for start in range(0, n, size):
             stop = min(start + size, n)
@@ -186,9 +237,9 @@ class CompleteDataEngine:
                 log_prob[:, start:stop] = np.swapaxes(
                     weighted_t.reshape(n_init, n_comp, stop - start), 1, 2
                 )
-            log_norm, resp_t = normalise_log_probs(weighted_t, n_comp, want_stats)
-            weights = block_weights(row_weights, slice(start, stop))
-            loglik += weigh_block(log_norm, resp_t, weights, n_comp, want_stats)
+            log_norm, resp_t = normalise_log_probs(
+                weighted_t, n_comp, want_stats, row_weights, loglik, offset=start
+            )
             if want_samples:
                 samples[:, start:stop] = log_norm
             if want_stats:
@@ -336,9 +387,10 @@ class MissingDataEngine:
                     log_prob[:, block_rows] = np.swapaxes(
                         weighted_t.reshape(n_init, n_comp, len(block_rows)), 1, 2
                     )
-                log_norm, resp_t = normalise_log_probs(weighted_t, n_comp, want_stats)
                 weights = block_weights(row_weights, block_rows)
-                loglik += weigh_block(log_norm, resp_t, weights, n_comp, want_stats)
+                log_norm, resp_t = normalise_log_probs(
+                    weighted_t, n_comp, want_stats, weights, loglik
+                )
                 if want_samples:
                     samples[:, block_rows] = log_norm
                 if want_stats:
@@ -482,7 +534,9 @@ class PreparedData:
         kept rows, with the total weight of each start (a number, or (I,))."""
         if sample_weight is None:
             return None, self.engine.n_samples
-        weights = np.asarray(sample_weight, dtype=float)[..., self.keep]
+        weights = np.asarray(sample_weight, dtype=float)
+        if not self.keep.all():
+            weights = weights[..., self.keep]
         return weights, weights.sum(-1)
 
 

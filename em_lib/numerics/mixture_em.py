@@ -20,6 +20,7 @@ from .gaussian import (
     MissingDataEngine,
     PreparedData,
     run_estep,
+    start_weights,
 )
 from .monitor import EMMonitor, check_tol_type
 from .prior import ConjugatePrior, log_prior_density, map_update
@@ -166,7 +167,7 @@ def fit_mixture_em(
             covariances[index],
             prec_chol[index],
             want_stats=want_stats,
-            row_weights=row_weights if np.ndim(row_weights) < 2 else row_weights[index],
+            row_weights=start_weights(row_weights, index),
         )
 
     for _ in range(max_iter):

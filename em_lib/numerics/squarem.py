@@ -25,14 +25,14 @@ from __future__ import annotations
 import numpy as np
 
 from .covariance import collapsed_starts, precision_cholesky
-from .gaussian import PreparedData, run_estep
+from .gaussian import PreparedData, run_estep, start_weights
 from .mixture_em import MixtureFit, mstep
 from .monitor import EMMonitor
 from .prior import ConjugatePrior, log_prior_density
 from .starts import SAME_SOLUTION_TOLERANCE, same_solution
 
 
-def _to_vector(weights, means, covariances, covariance_type):
+def to_vector(weights, means, covariances, covariance_type):
     """(I, P) unconstrained coordinates."""
     n_init = weights.shape[0]
     parts = [np.log(weights), means.reshape(n_init, -1)]
@@ -49,7 +49,7 @@ def _to_vector(weights, means, covariances, covariance_type):
     return np.concatenate(parts, axis=1)
 
 
-def _from_vector(vector, n_comp, d, covariance_type):
+def from_vector(vector, n_comp, d, covariance_type):
     n_init = vector.shape[0]
     log_w = vector[:, :n_comp]
     log_w = log_w - log_w.max(axis=1, keepdims=True)
@@ -80,6 +80,42 @@ PRUNE_RATE = 0.999
 ROUNDOFF = 1e-12  # relative: objectives closer than this count as equal
 
 
+def usable_parameters(w, mu, cov, covariance_type, feature_variances):
+    """Precision Cholesky factors of the starts' covariances and whether each start can be
+    evaluated: positive weights, finite means, covariances positive definite and not
+    collapsed (see :func:`~em_lib.numerics.covariance.collapsed_starts`)."""
+    prec, ok = precision_cholesky(cov, covariance_type)
+    ok &= ~collapsed_starts(prec, covariance_type, feature_variances)
+    ok &= np.all(w > 0, axis=1) & np.isfinite(mu).all(axis=(1, 2))
+    return prec, ok
+
+
+def em_map(engine, row_weights, parameters, covariance_type, reg_covar, prior, feature_variances):
+    """One EM map of usable starts (centred parameters ``(w, mu, cov, prec)``, init dimension
+    first) on the data of ``engine``, rows weighted by ``row_weights`` (None, (n,) or (I, n)).
+
+    Returns ``(loglik, log_prior, (w', mu', cov'), usable', prec')``: the input's
+    log-likelihood and log prior density (0 without ``prior``), the M-step's output, whether
+    the output can be evaluated next (finite, positive weights, not collapsed) and its
+    precision Cholesky factors.
+    """
+    w, mu, cov, prec = parameters
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        result = run_estep(
+            engine, np.log(w), mu, cov, prec, want_stats=True, row_weights=row_weights
+        )
+        if prior is not None:
+            log_prior = log_prior_density(mu, cov, prec, covariance_type, prior)
+        else:
+            log_prior = np.zeros(len(w))
+        values = mstep(result["stats"], covariance_type, reg_covar, prior)
+    factor, good = precision_cholesky(values[2], covariance_type)
+    good &= np.isfinite(values[1]).all(axis=(1, 2)) & np.isfinite(values[0]).all(axis=1)
+    good &= np.all(values[0] > 0, axis=1)
+    good &= ~collapsed_starts(factor, covariance_type, feature_variances)
+    return result["loglik"], log_prior, values, good, factor
+
+
 def polish_em(
     X,
     weights,
@@ -94,6 +130,7 @@ def polish_em(
     prepared: PreparedData | None = None,
     prune=True,
     sample_weight=None,
+    evaluated=None,
 ) -> MixtureFit:
     """Continue EM from the given starts (init dimension first) with SQUAREM acceleration.
 
@@ -113,7 +150,10 @@ def polish_em(
     more than that, and approach each other slowly: a tighter rule let them run to the end.)
     ``sample_weight``: row weights as in :func:`~em_lib.numerics.mixture_em.fit_mixture_em`;
     with weights that differ per start the starts fit different data, so ``prune`` must be
-    off.
+    off. ``evaluated``: the EM map of the given starts when the caller has already evaluated
+    it, ``(objective, (weights, means, covariances), usable)`` with the starts' objectives
+    and their EM outputs (the starts themselves are then not candidates for the result,
+    which is always an EM output, and that evaluation is not counted in ``n_iter``).
     """
     if prepared is None or prepared.covariance_type != covariance_type:
         shared = sample_weight if np.ndim(sample_weight) == 1 else None
@@ -146,9 +186,7 @@ def polish_em(
         seen; proposals (extrapolated points no EM step produced) are never recorded, so the
         result is always an EM step's output (e.g. variances never fall below ``reg_covar``)."""
         if factors is None:
-            prec, ok = precision_cholesky(cov, covariance_type)
-            ok &= ~collapsed_starts(prec, covariance_type, feature_variances)
-            ok &= np.all(w > 0, axis=1) & np.isfinite(mu).all(axis=(1, 2))
+            prec, ok = usable_parameters(w, mu, cov, covariance_type, feature_variances)
         else:
             prec, ok = factors[0], factors[1].copy()
         objective = np.full(len(index), -np.inf)
@@ -164,29 +202,18 @@ def polish_em(
             new_ok = np.zeros(len(index), dtype=bool)
             new_prec = prec.copy()
         if sub.size:
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                weights_sub = row_weights if np.ndim(row_weights) < 2 else row_weights[index[sub]]
-                result = run_estep(
-                    engine,
-                    np.log(w[pick]),
-                    mu[pick],
-                    cov[pick],
-                    prec[pick],
-                    want_stats=True,
-                    row_weights=weights_sub,
-                )
-                loglik[pick] = result["loglik"]
-                if prior_c is not None:
-                    log_prior[pick] = log_prior_density(
-                        mu[pick], cov[pick], prec[pick], covariance_type, prior_c
-                    )
-                values = mstep(result["stats"], covariance_type, reg_covar, prior_c)
+            weights_sub = start_weights(row_weights, index[sub])
+            loglik[pick], log_prior[pick], values, good, factor = em_map(
+                engine,
+                weights_sub,
+                (w[pick], mu[pick], cov[pick], prec[pick]),
+                covariance_type,
+                reg_covar,
+                prior_c,
+                feature_variances,
+            )
             total = loglik[pick] + log_prior[pick]
             objective[pick] = np.where(np.isfinite(total), total, -np.inf)
-            factor, good = precision_cholesky(values[2], covariance_type)
-            good &= np.isfinite(values[1]).all(axis=(1, 2)) & np.isfinite(values[0]).all(axis=1)
-            good &= np.all(values[0] > 0, axis=1)
-            good &= ~collapsed_starts(factor, covariance_type, feature_variances)
             if everyone:
                 new, new_ok, new_prec = values, good, factor
             else:
@@ -216,7 +243,11 @@ def polish_em(
         factors0 = None
         if current_factors is not None:
             factors0 = (current_factors[0][active], current_factors[1][active])
-        obj0, step1, ok1, prec1 = evaluate(active, w0, mu0, cov0, factors0)
+        if evaluated is not None:  # the first cycle's first EM map, done by the caller
+            obj0, step1, ok1, prec1 = _given_evaluation(evaluated, center, covariance_type)
+            evaluated = None
+        else:
+            obj0, step1, ok1, prec1 = evaluate(active, w0, mu0, cov0, factors0)
         obj1, step2, ok2, prec2 = evaluate(active, *step1, factors=(prec1, ok1))
         usable = ok1 & ok2 & np.isfinite(obj0) & np.isfinite(obj1)
         with np.errstate(invalid="ignore"):
@@ -248,9 +279,9 @@ def polish_em(
         if not go.any():
             break
         index = active[go]
-        t0 = _to_vector(w0[go], mu0[go], cov0[go], covariance_type)
-        t1 = _to_vector(*(part[go] for part in step1), covariance_type)
-        t2 = _to_vector(*(part[go] for part in step2), covariance_type)
+        t0 = to_vector(w0[go], mu0[go], cov0[go], covariance_type)
+        t1 = to_vector(*(part[go] for part in step1), covariance_type)
+        t2 = to_vector(*(part[go] for part in step2), covariance_type)
         r = t1 - t0
         v = t2 - t1 - r
         r_norm = np.sqrt(np.einsum("ip,ip->i", r, r))
@@ -259,7 +290,7 @@ def polish_em(
             alpha = np.where(v_norm > 0, -r_norm / v_norm, -1.0)
         alpha = np.minimum(alpha, -1.0)
         proposal = t0 - 2 * alpha[:, None] * r + alpha[:, None] ** 2 * v
-        proposed = _from_vector(proposal, n_comp, d, covariance_type)
+        proposed = from_vector(proposal, n_comp, d, covariance_type)
         finite = np.all(np.isfinite(proposal), axis=1)
         plain = tuple(part[go] for part in step2)
         obj_p, step_p, ok_p, prec_p = evaluate(index, *proposed, record=False)
@@ -303,6 +334,16 @@ def polish_em(
             "pruned": pruned,
         },
     )
+
+
+def _given_evaluation(evaluated, center, covariance_type):
+    """A caller's evaluation ``(objective, (w, mu, cov), usable)`` in the form ``evaluate``
+    returns (means centred, output factors computed)."""
+    objective, (w, mu, cov), usable = evaluated
+    prec, ok = precision_cholesky(np.asarray(cov, dtype=float), covariance_type)
+    step = (np.asarray(w, dtype=float), np.asarray(mu, dtype=float) - center, cov)
+    objective = np.where(np.isfinite(objective), objective, -np.inf)
+    return objective, step, ok & np.asarray(usable, dtype=bool), prec
 
 
 def _expand(mask, like):
