@@ -11,9 +11,10 @@
   ``means_init``, ``precisions_init``) with ``tol=1e-8``: a like-for-like start.
 
 Both libraries are pinned to one BLAS/OpenMP thread (threadpoolctl) and run in one process,
-one after the other; the table reports seconds, the ratio, and the mean bootstrap standard
-error of the component means of each (after aligning sklearn's labels to the ML fit), which
-shows whether the replicates spread alike.
+in turns (em_lib, scikit-learn, em_lib, ...) for ``--rounds`` rounds (default 3); the table
+reports the best seconds of each, the ratio, and the mean bootstrap standard error of the
+component means of each (after aligning sklearn's labels to the ML fit), which shows whether
+the replicates spread alike.
 
 ``--coverage``: R repetitions (default 200) of: simulate n = 500 rows from a known 2-component
 mixture in 2-D (weights 0.4 / 0.6, means (0, 0) and (3, 1), covariances [[1, 0.3], [0.3, 1]]
@@ -64,7 +65,7 @@ def _aligned_means(reference_means, reference_covs, means):
     return means[np.arange(len(means))[:, None], perm]
 
 
-def speed(n_boot, n, d, k, seed):
+def speed(n_boot, n, d, k, seed, rounds):
     import sklearn
     from sklearn.mixture import GaussianMixture as SkGM
 
@@ -74,24 +75,36 @@ def speed(n_boot, n, d, k, seed):
     X = make_gaussian_mixture(n, d, k, separation=2.5, random_state=seed).X
     # warm-up: numba kernels, lazy imports
     bootstrap(GaussianMixture(k).fit(X[:500]), X[:500], n_boot=4, random_state=0)
-
-    t0 = time.perf_counter()
-    model = GaussianMixture(k).fit(X)
-    t_ml = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    result = bootstrap(model, X, n_boot=n_boot, random_state=1)
-    t_boot = time.perf_counter() - t0
-    ours_se = result.standard_errors()["means"].mean()
-
     rng = np.random.default_rng(1)
     indices = [rng.integers(0, n, n) for _ in range(n_boot)]
-    t0 = time.perf_counter()
-    sk_means = []
-    for b, idx in enumerate(indices):
-        fit = SkGM(k, random_state=b).fit(X[idx])
-        sk_means.append(fit.means_)
-    t_sk = time.perf_counter() - t0
-    sk_se = _aligned_means(model.means_, model.covariances_, np.stack(sk_means)).std(0, ddof=1)
+
+    def ours():
+        t0 = time.perf_counter()
+        model = GaussianMixture(k).fit(X)
+        t_ml = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = bootstrap(model, X, n_boot=n_boot, random_state=1)
+        return t_ml, time.perf_counter() - t0, model, result
+
+    def theirs():
+        t0 = time.perf_counter()
+        means = [SkGM(k, random_state=b).fit(X[idx]).means_ for b, idx in enumerate(indices)]
+        return time.perf_counter() - t0, np.stack(means)
+
+    # rounds in turns (em_lib, scikit-learn, em_lib, ...): the best time of each, so that a
+    # burst of other work on the machine does not decide the ratio
+    best_ours, best_sk = None, None
+    for _ in range(rounds):
+        run = ours()
+        if best_ours is None or sum(run[:2]) < sum(best_ours[:2]):
+            best_ours = run
+        run = theirs()
+        if best_sk is None or run[0] < best_sk[0]:
+            best_sk = run
+    t_ml, t_boot, model, result = best_ours
+    t_sk, sk_means = best_sk
+    ours_se = result.standard_errors()["means"].mean()
+    sk_se = _aligned_means(model.means_, model.covariances_, sk_means).std(0, ddof=1)
 
     t0 = time.perf_counter()
     warm_means = []
@@ -109,7 +122,10 @@ def speed(n_boot, n, d, k, seed):
     warm_se = _aligned_means(model.means_, model.covariances_, np.stack(warm_means)).std(0, ddof=1)
 
     _header(f"Bootstrap speed: B = {n_boot}, n = {n}, d = {d}, K = {k}, full")
-    print(f"scikit-learn {sklearn.__version__}; one BLAS/OpenMP thread for both.\n")
+    print(
+        f"scikit-learn {sklearn.__version__}; one BLAS/OpenMP thread for both; best of "
+        f"{rounds} rounds run in turns.\n"
+    )
     print("| method | seconds | ratio sklearn defaults / this | mean SE of the means |")
     print("|---|---:|---:|---:|")
     total = t_ml + t_boot
@@ -119,8 +135,8 @@ def speed(n_boot, n, d, k, seed):
     )
     print(f"| sklearn: {n_boot} refits, defaults | {t_sk:.2f} | 1.0 | {sk_se.mean():.4f} |")
     print(
-        f"| sklearn: {n_boot} refits from the ML fit, tol 1e-8 (information) | {t_warm:.2f} | "
-        f"{t_sk / t_warm:.1f} | {warm_se.mean():.4f} |"
+        f"| sklearn: {n_boot} refits from the ML fit, tol 1e-8 (information, one round) | "
+        f"{t_warm:.2f} | {t_sk / t_warm:.1f} | {warm_se.mean():.4f} |"
     )
     print(
         f"\nem_lib replicates: {result.n_usable} usable of {result.n_boot}, "
@@ -189,6 +205,7 @@ def main(argv=None):
     parser.add_argument("--repetitions", type=int, default=200)
     parser.add_argument("--kind", default="nonparametric")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=3, help="speed: timed rounds of each")
     args = parser.parse_args(argv)
     # threadpoolctl limits only the pools already loaded: load every library's first
     # (a pool loaded later, e.g. scikit-learn's or scipy's, would run unlimited)
@@ -206,7 +223,7 @@ def main(argv=None):
     if args.coverage:
         coverage(args.repetitions, args.n_boot, args.n or 500, args.seed, args.kind)
     if args.speed or not args.coverage:
-        speed(args.n_boot, args.n or 5000, args.d, args.k, args.seed)
+        speed(args.n_boot, args.n or 5000, args.d, args.k, args.seed, args.rounds)
 
 
 if __name__ == "__main__":

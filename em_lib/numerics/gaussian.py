@@ -279,13 +279,19 @@ class CompleteDataEngine:
 
     def statistics_from_resp(self, resp, row_weights=None):
         """Weighted statistics for given responsibilities ``resp`` (I, n, K), rows weighted
-        by ``row_weights`` (None, (n,) or (I, n))."""
-        n_init, _, n_comp = resp.shape
+        by ``row_weights`` (None, (n,) or (I, n)). One set of responsibilities (1, n, K)
+        with B rows of weights (B, n) gives B starts' statistics (one start's E-step under
+        B weightings of the rows)."""
+        n_resp, _, n_comp = resp.shape
+        n_init = n_resp if np.ndim(row_weights) < 2 else len(row_weights)
         flat = np.transpose(resp, (1, 0, 2)).reshape(self.n_samples, -1)
         acc = np.zeros((self.layout.n_columns, n_init * n_comp))
-        for start, stop, phi in self._blocks():
+        for start, stop, phi in self._blocks(n_init * n_comp):
+            columns = flat[start:stop]
+            if n_resp < n_init:
+                columns = np.tile(columns, (1, n_init))
             factor = weight_columns(row_weights, slice(start, stop), n_init, n_comp)
-            acc += phi.T @ _scaled(flat[start:stop], factor)
+            acc += phi.T @ _scaled(columns, factor)
         return self._unpack(acc, n_init, n_comp, self.X.shape[1])
 
 

@@ -40,7 +40,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .gaussian import PreparedData, check_sample_weight, start_weights
+from .gaussian import CompleteDataEngine, PreparedData, check_sample_weight, start_weights
 from .mixture_em import MixtureFit, fit_mixture_em
 from .squarem import ROUNDOFF, em_map, from_vector, polish_em, to_vector, usable_parameters
 
@@ -104,17 +104,16 @@ def fit_replicates(
     parts = []
     if shared.any():
         rows = np.flatnonzero(shared)
+        mine = weights if shared.all() else weights[rows]  # (a copy only when needed)
         points, evaluated, used = _shared_rate_steps(
             prepared,
-            weights[rows],
+            mine,
             tuple(part[0] for part in start),
             covariance_type,
             options,
             settings.polish_tol,
         )
-        polished = _polish(
-            X, points, covariance_type, settings, weights[rows], options, evaluated=evaluated
-        )
+        polished = _polish(X, points, covariance_type, settings, mine, options, evaluated=evaluated)
         parts.append((rows, replace(polished, n_iter=polished.n_iter + used)))
     if not shared.all():
         rows = np.flatnonzero(~shared)
@@ -213,7 +212,23 @@ def _shared_rate_steps(prepared, row_weights, start, covariance_type, options, t
     point = (np.repeat(start[0][None], n_rep, 0), np.repeat(start[1][None] - center, n_rep, 0))
     point += (np.repeat(start[2][None], n_rep, 0),)
     everyone = np.arange(n_rep)
-    level, output, usable = em(everyone, point)
+    single = tuple(part[:1] for part in point)
+    factors, ok = usable_parameters(*single, covariance_type, variances)
+    if isinstance(engine, CompleteDataEngine) and ok.all():
+        # every replicate is at the same point: one start's E-step serves them all
+        loglik, log_prior, output, usable, _ = em_map(
+            engine,
+            row_weights,
+            (*single, factors),
+            covariance_type,
+            options["reg_covar"],
+            prior,
+            variances,
+            common=True,
+        )
+        level = np.where(np.isfinite(loglik + log_prior), loglik + log_prior, -np.inf)
+    else:
+        level, output, usable = em(everyone, point)
     used = np.ones(n_rep, dtype=int)
 
     def move(rows, mask, new_point, new_level, new_output, new_usable):

@@ -90,9 +90,22 @@ def usable_parameters(w, mu, cov, covariance_type, feature_variances):
     return prec, ok
 
 
-def em_map(engine, row_weights, parameters, covariance_type, reg_covar, prior, feature_variances):
+def em_map(
+    engine,
+    row_weights,
+    parameters,
+    covariance_type,
+    reg_covar,
+    prior,
+    feature_variances,
+    common=False,
+):
     """One EM map of usable starts (centred parameters ``(w, mu, cov, prec)``, init dimension
     first) on the data of ``engine``, rows weighted by ``row_weights`` (None, (n,) or (I, n)).
+
+    ``common``: the parameters are one start's, (1, ...), to be mapped under each of the B
+    rows of ``row_weights`` (B, n), e.g. bootstrap replicates all at the ML fit: one start's
+    E-step, then the B weighted statistics (complete data; the results have B rows).
 
     Returns ``(loglik, log_prior, (w', mu', cov'), usable', prec')``: the input's
     log-likelihood and log prior density (0 without ``prior``), the M-step's output, whether
@@ -101,19 +114,40 @@ def em_map(engine, row_weights, parameters, covariance_type, reg_covar, prior, f
     """
     w, mu, cov, prec = parameters
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        result = run_estep(
-            engine, np.log(w), mu, cov, prec, want_stats=True, row_weights=row_weights
-        )
+        if common:
+            result = _common_estep(engine, np.log(w), mu, prec, row_weights)
+        else:
+            result = run_estep(
+                engine, np.log(w), mu, cov, prec, want_stats=True, row_weights=row_weights
+            )
+        n_out = len(result["loglik"])
         if prior is not None:
             log_prior = log_prior_density(mu, cov, prec, covariance_type, prior)
+            log_prior = np.broadcast_to(log_prior, (n_out,)).copy()
         else:
-            log_prior = np.zeros(len(w))
+            log_prior = np.zeros(n_out)
         values = mstep(result["stats"], covariance_type, reg_covar, prior)
     factor, good = precision_cholesky(values[2], covariance_type)
     good &= np.isfinite(values[1]).all(axis=(1, 2)) & np.isfinite(values[0]).all(axis=1)
     good &= np.all(values[0] > 0, axis=1)
     good &= ~collapsed_starts(factor, covariance_type, feature_variances)
     return result["loglik"], log_prior, values, good, factor
+
+
+def _common_estep(engine, log_weights, means, prec_chol, row_weights):
+    """The E-step of one start (complete data) under each row of ``row_weights`` (B, n):
+    the B weighted log-likelihoods and statistics."""
+    single = engine.estep(
+        log_weights, means, prec_chol, want_stats=False, want_log_prob=True, want_samples=True
+    )
+    log_norm = single["sample_loglik"][0]
+    resp = np.exp(single["weighted_log_prob"][0] - log_norm[:, None])
+    if np.isfinite(log_norm).all():
+        loglik = row_weights @ log_norm
+    else:  # a row of weight 0 adds nothing, even where its density underflows
+        loglik = np.where(row_weights > 0, row_weights * log_norm, 0.0).sum(1)
+    stats = engine.statistics_from_resp(resp[None], row_weights=row_weights)
+    return {"loglik": loglik, "stats": stats}
 
 
 def polish_em(
