@@ -639,7 +639,9 @@ def glance_items(ds, config: Mapping) -> dict[str, str]:
         "git commit": str(ds.attrs.get("git_commit")),
     }
     if "fit_time" in ds:
-        items["total fit time (s, not deterministic)"] = f"{float(ds['fit_time'].sum()):.1f}"
+        items["fit time summed over cells (s; parallel jobs overlap; not deterministic)"] = (
+            f"{float(ds['fit_time'].sum()):.1f}"
+        )
     return items
 
 
