@@ -450,7 +450,13 @@ def bootstrap_mixture(
         W = replicate_weights(kind, n_boot, base, rng)
         groups = np.repeat(np.arange(n_boot), per)
         fits = fit_replicates(
-            data, starts_for(W), ct, settings, np.repeat(W, per, axis=0), groups=groups, prior=prior
+            data,
+            starts_for(W),
+            ct,
+            settings,
+            W if per == 1 else np.repeat(W, per, axis=0),
+            groups=groups,
+            prior=prior,
         )
         fitted = (fits.weights, fits.means, fits.covariances)
         failed, converged, loglik = fits.failed, fits.converged, fits.log_likelihood
