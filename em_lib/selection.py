@@ -30,9 +30,10 @@ import numpy as np
 
 from ._estimator import check_mixture_data, convergence_warning_class, validate_X
 from .mixture import GaussianMixture, _fit_dtype
-from .numerics.covariance import COVARIANCE_TYPES
+from .numerics.covariance import COVARIANCE_TYPES, any_to_full
 from .numerics.criteria import information_criteria
 from .numerics.fitting import MixtureLattice
+from .numerics.gaussian import weighted_moments
 from .numerics.starts import as_generator
 
 __all__ = ["CRITERIA", "HMM_CRITERIA", "SelectionResult", "select_hmm", "select_mixture"]
@@ -84,7 +85,13 @@ TABLE_COLUMNS = (
     "converged",
     "n_iter",
     "n_samples",
+    "degenerate",
 )
+# a fitted component is degenerate (a spurious maximum of the likelihood, McLachlan & Peel
+# 2000, section 3.10) when some variance is below this fraction of the feature's variance ...
+DEGENERATE_VARIANCE = 1e-4
+# ... or when it holds fewer rows than this (expected count: weight times n)
+DEGENERATE_SIZE = 2.0
 
 
 @dataclass
@@ -103,7 +110,8 @@ class SelectionResult:
         One row per cell, in grid order (covariance types as given, K ascending): columns
         ``covariance_type``, ``n_components``, ``log_likelihood``, ``n_parameters``, ``bic``,
         ``aic``, ``icl``, ``converged``, ``n_iter``, ``n_samples`` (rows with at least one
-        observed value). Lower criteria are better. :func:`select_hmm`'s table is described
+        observed value), ``degenerate`` (see :func:`select_mixture`). Lower criteria are
+        better. :func:`select_hmm`'s table is described
         there.
     criterion : {"bic", "aic", "icl"}
     """
@@ -201,7 +209,8 @@ def _check_data(X, largest):
 
 def _selection(rows, columns, estimators, criterion, not_converged, limit, knob):
     """The table of a grid, the warning for cells that did not converge, and the result with
-    the best cell by ``criterion`` (lowest)."""
+    the best cell by ``criterion`` (lowest; among the cells not marked ``degenerate`` when the
+    table has that column and such a cell exists)."""
     import pandas as pd
 
     if not_converged:
@@ -212,12 +221,47 @@ def _selection(rows, columns, estimators, criterion, not_converged, limit, knob)
             stacklevel=3,
         )
     table = pd.DataFrame(rows, columns=list(columns))
-    scores = table[criterion].to_numpy(dtype=float)
-    best = int(np.argmin(np.where(np.isnan(scores), np.inf, scores)))
-    best_key = (table["covariance_type"].iloc[best], int(table["n_components"].iloc[best]))
+    scores = np.nan_to_num(table[criterion].to_numpy(dtype=float), nan=np.inf)
+    best = int(np.argmin(scores))
+    if "degenerate" in table and table["degenerate"].iloc[best]:
+        usable = ~table["degenerate"].to_numpy(dtype=bool)
+        lowest = _cell(table, best)
+        if usable.any():
+            best = int(np.argmin(np.where(usable, scores, np.inf)))
+            chosen = f"the best cell without one is {_cell(table, best)}"
+        else:
+            chosen = "every cell has one, so it is kept"
+        warnings.warn(
+            f"the lowest {criterion} is that of {lowest}, which has a degenerate component (a "
+            f"variance below {DEGENERATE_VARIANCE:g} of the feature's, or fewer than "
+            f"{DEGENERATE_SIZE:g} rows: a spurious maximum); {chosen}. See "
+            "table['degenerate'], or fit with prior='default'.",
+            UserWarning,
+            stacklevel=3,
+        )
+    best_key = _cell(table, best)
     return SelectionResult(
         best_estimator=estimators[best_key], estimators=estimators, table=table, criterion=criterion
     )
+
+
+def _cell(table, row):
+    return (table["covariance_type"].iloc[row], int(table["n_components"].iloc[row]))
+
+
+def degenerate(weights, covariances, covariance_type, feature_variances, n_samples) -> bool:
+    """Whether a fitted mixture (``weights`` (K,), ``covariances`` of ``covariance_type``)
+    has a degenerate component: a variance (diagonal entry of its covariance) below
+    ``DEGENERATE_VARIANCE`` times that feature's variance in the data, or an expected size
+    (weight times ``n_samples``) below ``DEGENERATE_SIZE`` rows. Such a component sits on a
+    few (often tied) values, kept invertible only by ``reg_covar``: the likelihood, and with
+    it every criterion, grows beyond what the data support."""
+    weights = np.asarray(weights, dtype=float)
+    k, d = weights.shape[0], np.shape(feature_variances)[0]
+    full = any_to_full(np.asarray(covariances, dtype=float)[None], covariance_type, k, d)[0]
+    variances = np.diagonal(full, axis1=-2, axis2=-1)
+    small = (variances < DEGENERATE_VARIANCE * np.asarray(feature_variances)).any()
+    return bool(small or (weights * n_samples < DEGENERATE_SIZE).any())
 
 
 def select_mixture(
@@ -266,6 +310,16 @@ def select_mixture(
     Fitting a cell fits the models it contains (through the lattice) even when they are not in
     the grid: ``K = 1 .. max(n_components)`` of the grid's types, and diag, tied and spherical
     under full. A ConvergenceWarning lists the cells whose kept start did not converge.
+
+    Degenerate cells: with many starts and nested starts, large K reaches spurious maxima of
+    the likelihood, components on a few (often tied) values whose variance only ``reg_covar``
+    keeps positive (on Old Faithful and iris every cell from K = 5 on for diag, K = 6-9 for
+    full); their log-likelihood, and so every criterion, then rewards them. A cell is marked
+    ``degenerate`` in the table (:func:`degenerate`: some variance below 1e-4 of the
+    feature's, or a component of fewer than 2 rows) and is not chosen as the best while a
+    cell without one exists (a UserWarning says so when it had the lowest criterion), much as
+    mclust reports no BIC for a fit with a singular covariance. ``prior="default"`` (mclust's
+    conjugate prior; Fraley & Raftery 2007) regularises the fits instead.
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {list(CRITERIA)}, got {criterion!r}")
@@ -279,6 +333,8 @@ def select_mixture(
     lattice = MixtureLattice(X, template._settings(), seed, sample_weight)
 
     estimators, rows, not_converged = {}, [], []
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    _, variances = weighted_moments(X, weights)
     for covariance_type in types:
         for k in components:
             result = lattice.fit(k, covariance_type)
@@ -302,6 +358,13 @@ def select_mixture(
                     "converged": bool(result.converged),
                     "n_iter": int(result.n_iter),
                     "n_samples": result.n_samples,
+                    "degenerate": degenerate(
+                        estimator.weights_,
+                        estimator.covariances_,
+                        covariance_type,
+                        variances,
+                        result.n_samples,
+                    ),
                 }
             )
     limit = f"{template.max_iter} iterations"

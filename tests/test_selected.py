@@ -63,6 +63,30 @@ def test_selected_cell_is_the_lowest_criterion_em_fit():
     assert cell["means"].shape == (cell["n_components"], data["air"]["X"].shape[1])
 
 
+def test_selected_cell_passes_over_a_degenerate_fit():
+    """With the mask's data, a fit whose component holds a variance at the reg_covar floor
+    (here: the lowest-BIC fit, made so by hand) is passed over for the next-lowest one."""
+    config, ds, data, fits, masks = tiny_study()
+    job = design.MaskJob("air", "none", 0.0, 0)
+    X_obs = _observed(data, masks, job)
+    first = selected.selected_cell(ds, job, "bic", X_obs)
+    assert first["degenerate_passed"] == 0
+    where = {**job.labels, "method": "em", "model": first["model"]}
+    where["n_components"] = first["n_components"]
+    spoiled = ds.copy(deep=True)
+    covariances = spoiled["covariances"].loc[where].values.copy()
+    f = int(np.flatnonzero(ds["has_feature"].sel(dataset="air").values)[0])
+    covariances[0, f, :] = covariances[0, :, f] = 0.0
+    covariances[0, f, f] = 1e-6  # a component collapsed in the data set's first column
+    spoiled["covariances"].loc[where] = covariances
+    assert selected.selected_cell(spoiled, job, "bic")["value"] == first["value"]  # no data
+    second = selected.selected_cell(spoiled, job, "bic", X_obs)
+    assert second["degenerate_passed"] == 1
+    assert second["value"] > first["value"]
+    caption_table = pd.DataFrame([{"n_usable": 5, "n_boot": 5, "level": 0.95, "kind": "x"}])
+    assert "passed over" in selected.report_caption(job, second, caption_table)
+
+
 def test_chunks_join_to_the_library_bootstrap():
     """Two chunks of a real incomplete table (airquality, its own NaN) joined: every replicate
     equals the library's bootstrap_mixture with the chunk's seed stream."""

@@ -80,7 +80,7 @@ def test_table_matches_isolated_fits_with_the_same_seed(missing):
     table = result.table.set_index(["covariance_type", "n_components"])
     columns = list(result.table.columns)
     assert columns[:2] == ["covariance_type", "n_components"]
-    expected = "log_likelihood n_parameters bic aic icl converged n_iter n_samples"
+    expected = "log_likelihood n_parameters bic aic icl converged n_iter n_samples degenerate"
     assert set(expected.split()) == set(columns[2:])
     for covariance_type in TYPES:
         for k in ks:
@@ -110,10 +110,12 @@ def test_table_matches_isolated_fits_with_the_same_seed(missing):
 
 @pytest.mark.parametrize("criterion", ["bic", "aic", "icl"])
 def test_best_estimator_is_the_argmin_of_the_table(criterion):
+    """The lowest criterion among the cells not marked degenerate."""
     X = load_dataset("old_faithful").X
     result = select_mixture(X, range(1, 5), criterion=criterion, n_init=3, random_state=0)
     table = result.table
-    best = table.loc[table[criterion].idxmin()]
+    clean = table[~table["degenerate"]]  # (full K = 3, 4 hold a one-row component here)
+    best = clean.loc[clean[criterion].idxmin()]
     assert result.criterion == criterion
     assert result.best_cell == (best["covariance_type"], best["n_components"])
     est = result.best_estimator
@@ -243,3 +245,29 @@ def test_sample_weight_reaches_every_cell(iris):
         assert row["n_samples"] == pytest.approx(weights.sum())
     ll = table["log_likelihood"]
     assert ll[("full", 2)] >= ll[("diag", 2)] - 1e-8 and ll[("full", 2)] >= ll[("full", 1)] - 1e-8
+
+
+def test_degenerate_cells_are_marked_and_not_chosen():
+    """Old Faithful (integer waiting times) with diag up to K = 9: the lattice reaches
+    components on a few tied values, kept invertible only by reg_covar, whose likelihood wins
+    BIC; they are marked, and the best cell is the lowest BIC among the others."""
+    from em_lib.selection import DEGENERATE_VARIANCE, degenerate
+
+    X = load_dataset("old_faithful").X
+    with pytest.warns(UserWarning, match="degenerate component"):
+        result = select_mixture(X, range(1, 10), "diag", n_init=3, random_state=0)
+    table = result.table
+    assert table["degenerate"].any() and not table["degenerate"].all()
+    lowest = table.loc[table["bic"].idxmin()]
+    assert lowest["degenerate"]  # a spurious cell has the lowest BIC ...
+    clean = table[~table["degenerate"]]
+    best = clean.loc[clean["bic"].idxmin()]
+    assert result.best_cell == (best["covariance_type"], best["n_components"])  # ... not chosen
+    variances = X.var(axis=0)
+    for (covariance_type, k), estimator in result.estimators.items():
+        row = table[(table["covariance_type"] == covariance_type) & (table["n_components"] == k)]
+        smallest = (estimator.covariances_ / variances).min()
+        tiny = estimator.weights_.min() * len(X) < 2.0
+        assert bool(row["degenerate"].iloc[0]) == (smallest < DEGENERATE_VARIANCE or tiny)
+        flag = degenerate(estimator.weights_, estimator.covariances_, "diag", variances, len(X))
+        assert flag == bool(row["degenerate"].iloc[0])

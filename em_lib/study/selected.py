@@ -70,10 +70,14 @@ def chunk_sizes(n_boot: int, chunks: int) -> list[int]:
     return [base + (1 if c < extra else 0) for c in range(chunks)]
 
 
-def selected_cell(ds, job: MaskJob, criterion="bic") -> dict | None:
+def selected_cell(ds, job: MaskJob, criterion="bic", X_obs=None) -> dict | None:
     """The exact-EM fit of the mask with the lowest ``criterion`` over models and K:
     ``model``, ``n_components``, ``weights``, ``means``, full ``covariances`` (in the data
-    set's own columns) and the criterion's value; None when no fit succeeded."""
+    set's own columns) and the criterion's value; None when no fit succeeded.
+
+    With the mask's data ``X_obs``, fits with a degenerate component
+    (:func:`em_lib.selection.degenerate`, the rule of :func:`em_lib.select_mixture`) are
+    passed over while another fit is usable; ``degenerate_passed`` counts them."""
     labels = job.labels
     cell = ds.sel({**labels, "method": "em"})  # a dict: "method" is also a keyword of sel
     models = [m for m in cell["model"].values.tolist() if m != "hmm"]
@@ -82,20 +86,49 @@ def selected_cell(ds, job: MaskJob, criterion="bic") -> dict | None:
     scores = scores.where(usable)
     if not np.isfinite(scores.values).any():
         return None
-    model_index, k_index = np.unravel_index(np.nanargmin(scores.values), scores.shape)
+    columns = ds["has_feature"].sel(dataset=labels["dataset"]).values
+    values = scores.values.copy()
+    passed = 0
+    if X_obs is not None:
+        spurious = _degenerate_cells(cell, scores, columns, X_obs)
+        if (np.isfinite(values) & ~spurious).any():
+            passed = int(
+                (np.isfinite(values) & spurious & (values < np.nanmin(values[~spurious]))).sum()
+            )
+            values[spurious] = np.nan
+    model_index, k_index = np.unravel_index(np.nanargmin(values), values.shape)
     model = str(scores["model"].values[model_index])
     k = int(scores["n_components"].values[k_index])
     chosen = cell.sel(model=model, n_components=k)
-    columns = ds["has_feature"].sel(dataset=labels["dataset"]).values
     return {
         "model": model,
         "n_components": k,
         "criterion": criterion,
         "value": float(scores.values[model_index, k_index]),
+        "degenerate_passed": passed,
         "weights": chosen["weights"].values[:k],
         "means": chosen["means"].values[:k][:, columns],
         "covariances": chosen["covariances"].values[:k][:, columns][:, :, columns],
     }
+
+
+def _degenerate_cells(cell, scores, columns, X_obs):
+    """(models, K) bool: which fits with a finite score have a degenerate component."""
+    from em_lib.selection import degenerate
+
+    observed = ~np.isnan(X_obs).all(axis=1)
+    variances = np.nanvar(X_obs[observed], axis=0)
+    flags = np.zeros(scores.shape, dtype=bool)
+    for i, model in enumerate(scores["model"].values):
+        for j, k in enumerate(scores["n_components"].values):
+            if not np.isfinite(scores.values[i, j]):
+                continue
+            fit = cell.sel(model=model, n_components=k)
+            covariances = fit["covariances"].values[:k][:, columns][:, :, columns]
+            flags[i, j] = degenerate(
+                fit["weights"].values[:k], covariances, "full", variances, observed.sum()
+            )
+    return flags
 
 
 def bootstrap_chunk(X_obs, feature_names, selected: dict, job: MaskJob, chunk: int, config):
@@ -321,9 +354,9 @@ def summarise(parts, jobs, observed, ds, criterion="bic", level=0.95) -> dict:
         joined = join_chunks(sorted(chunks, key=lambda part: int(part.attrs["chunk"])))
         conditions.append(joined)
         tables.append(summary_table(joined, level))
-        cell = selected_cell(ds, job, criterion)
-        cells[job] = cell
         X_obs, _ = observed[job]
+        cell = selected_cell(ds, job, criterion, X_obs)
+        cells[job] = cell
         classes.append(classification_table(X_obs, cell, job))
     return {
         "conditions": conditions,
@@ -346,11 +379,18 @@ def report_caption(job: MaskJob, cell: dict, table: pd.DataFrame) -> str:
     first = table.iloc[0]
     usable, total = int(first["n_usable"]), int(first["n_boot"])
     count = f"{usable}" if usable == total else f"{usable} usable of {total}"
+    passed = int(cell.get("degenerate_passed", 0))
+    note = (
+        f" {passed} fit(s) with a lower {cell['criterion'].upper()} had a degenerate component "
+        "(a variance below 1e-4 of the feature's, or fewer than 2 rows) and were passed over."
+        if passed
+        else ""
+    )
     return (
         f"{job.dataset}, {condition}: the {cell['model']} model with K = {cell['n_components']} "
         f"selected by {cell['criterion'].upper()}; estimates with bootstrap standard errors and "
         f"{100 * float(first['level']):g} % percentile intervals from {count} "
-        f"{selected_kind(table)} bootstrap replicates."
+        f"{selected_kind(table)} bootstrap replicates.{note}"
     )
 
 

@@ -13,7 +13,7 @@ def main(smk, log):
     mask = jobs.load_arrays(smk.input.mask)["mask"]
     X_obs = np.where(mask, np.nan, data["X"])
     cell = selected.selected_cell(
-        results.open_results(smk.input.results), job, smk.params.criterion
+        results.open_results(smk.input.results), job, smk.params.criterion, X_obs
     )
     chunk = int(smk.wildcards.chunk)
     if cell is None:
