@@ -90,7 +90,8 @@ TABLE_COLUMNS = (
 # a fitted component is degenerate (a spurious maximum of the likelihood, McLachlan & Peel
 # 2000, section 3.10) when some variance is below this fraction of the feature's variance ...
 DEGENERATE_VARIANCE = 1e-4
-# ... or when it holds fewer rows than this (expected count: weight times n)
+# ... (or the smallest eigenvalue, of the data covariance's), or when it holds fewer rows than
+# this (expected count: weight times n; d + 1 for a full covariance)
 DEGENERATE_SIZE = 2.0
 
 
@@ -233,8 +234,8 @@ def _selection(rows, columns, estimators, criterion, not_converged, limit, knob)
             chosen = "every cell has one, so it is kept"
         warnings.warn(
             f"the lowest {criterion} is that of {lowest}, which has a degenerate component (a "
-            f"variance below {DEGENERATE_VARIANCE:g} of the feature's, or fewer than "
-            f"{DEGENERATE_SIZE:g} rows: a spurious maximum); {chosen}. See "
+            f"variance below {DEGENERATE_VARIANCE:g} of the data's, or fewer rows than its "
+            f"covariance needs: a spurious maximum); {chosen}. See "
             "table['degenerate'], or fit with prior='default'.",
             UserWarning,
             stacklevel=3,
@@ -245,23 +246,50 @@ def _selection(rows, columns, estimators, criterion, not_converged, limit, knob)
     )
 
 
+def data_covariance(X, sample_weight=None):
+    """The covariance matrix of the rows (weighted), pairwise over observed entries."""
+    import pandas as pd
+
+    if sample_weight is None:
+        return pd.DataFrame(X).cov(ddof=0).to_numpy()
+    weights = np.asarray(sample_weight, dtype=float)
+    keep = weights > 0
+    means, _ = weighted_moments(X[keep], weights[keep])
+    centred = np.where(np.isnan(X[keep]), 0.0, X[keep] - means)
+    observed = (~np.isnan(X[keep])).astype(float) * weights[keep][:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (centred * weights[keep][:, None]).T @ centred / (observed.T @ ~np.isnan(X[keep]))
+
+
 def _cell(table, row):
     return (table["covariance_type"].iloc[row], int(table["n_components"].iloc[row]))
 
 
-def degenerate(weights, covariances, covariance_type, feature_variances, n_samples) -> bool:
+def degenerate(weights, covariances, covariance_type, data_covariance, n_samples) -> bool:
     """Whether a fitted mixture (``weights`` (K,), ``covariances`` of ``covariance_type``)
-    has a degenerate component: a variance (diagonal entry of its covariance) below
-    ``DEGENERATE_VARIANCE`` times that feature's variance in the data, or an expected size
-    (weight times ``n_samples``) below ``DEGENERATE_SIZE`` rows. Such a component sits on a
-    few (often tied) values, kept invertible only by ``reg_covar``: the likelihood, and with
-    it every criterion, grows beyond what the data support."""
+    has a degenerate component, given the data's covariance matrix (d, d) and size:
+
+    * a variance (diagonal entry) below ``DEGENERATE_VARIANCE`` times that feature's
+      variance, or a smallest eigenvalue below ``DEGENERATE_VARIANCE`` times the data
+      covariance's smallest one (flat in some direction);
+    * or fewer rows (weight times ``n_samples``) than its covariance needs: ``d + 1`` for
+      ``full``, ``DEGENERATE_SIZE`` (2) otherwise.
+
+    Such a component sits on a few (often tied) values, its covariance singular but for
+    ``reg_covar``: the likelihood, and with it every criterion, grows beyond what the data
+    support."""
     weights = np.asarray(weights, dtype=float)
-    k, d = weights.shape[0], np.shape(feature_variances)[0]
+    data_covariance = np.atleast_2d(np.asarray(data_covariance, dtype=float))
+    k, d = weights.shape[0], data_covariance.shape[0]
     full = any_to_full(np.asarray(covariances, dtype=float)[None], covariance_type, k, d)[0]
     variances = np.diagonal(full, axis1=-2, axis2=-1)
-    small = (variances < DEGENERATE_VARIANCE * np.asarray(feature_variances)).any()
-    return bool(small or (weights * n_samples < DEGENERATE_SIZE).any())
+    small = (variances < DEGENERATE_VARIANCE * np.diagonal(data_covariance)).any()
+    flat = (
+        np.linalg.eigvalsh(full).min()
+        < DEGENERATE_VARIANCE * np.linalg.eigvalsh(data_covariance).min()
+    )
+    needed = d + 1 if covariance_type == "full" else DEGENERATE_SIZE
+    return bool(small or flat or (weights * n_samples < needed).any())
 
 
 def select_mixture(
@@ -316,7 +344,8 @@ def select_mixture(
     keeps positive (on Old Faithful and iris every cell from K = 5 on for diag, K = 6-9 for
     full); their log-likelihood, and so every criterion, then rewards them. A cell is marked
     ``degenerate`` in the table (:func:`degenerate`: some variance below 1e-4 of the
-    feature's, or a component of fewer than 2 rows) and is not chosen as the best while a
+    feature's, a direction flatter than 1e-4 of the data's flattest, or fewer rows than
+    the covariance needs) and is not chosen as the best while a
     cell without one exists (a UserWarning says so when it had the lowest criterion), much as
     mclust reports no BIC for a fit with a singular covariance. ``prior="default"`` (mclust's
     conjugate prior; Fraley & Raftery 2007) regularises the fits instead.
@@ -333,8 +362,7 @@ def select_mixture(
     lattice = MixtureLattice(X, template._settings(), seed, sample_weight)
 
     estimators, rows, not_converged = {}, [], []
-    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    _, variances = weighted_moments(X, weights)
+    covariance = data_covariance(X, sample_weight)
     for covariance_type in types:
         for k in components:
             result = lattice.fit(k, covariance_type)
@@ -362,7 +390,7 @@ def select_mixture(
                         estimator.weights_,
                         estimator.covariances_,
                         covariance_type,
-                        variances,
+                        covariance,
                         result.n_samples,
                     ),
                 }

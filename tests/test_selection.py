@@ -263,11 +263,28 @@ def test_degenerate_cells_are_marked_and_not_chosen():
     clean = table[~table["degenerate"]]
     best = clean.loc[clean["bic"].idxmin()]
     assert result.best_cell == (best["covariance_type"], best["n_components"])  # ... not chosen
-    variances = X.var(axis=0)
+    covariance = np.cov(X, rowvar=False, bias=True)
     for (covariance_type, k), estimator in result.estimators.items():
         row = table[(table["covariance_type"] == covariance_type) & (table["n_components"] == k)]
-        smallest = (estimator.covariances_ / variances).min()
+        smallest = (estimator.covariances_ / np.diag(covariance)).min()
+        flat = (
+            estimator.covariances_.min() < DEGENERATE_VARIANCE * np.linalg.eigvalsh(covariance)[0]
+        )
         tiny = estimator.weights_.min() * len(X) < 2.0
-        assert bool(row["degenerate"].iloc[0]) == (smallest < DEGENERATE_VARIANCE or tiny)
-        flag = degenerate(estimator.weights_, estimator.covariances_, "diag", variances, len(X))
-        assert flag == bool(row["degenerate"].iloc[0])
+        expected = smallest < DEGENERATE_VARIANCE or flat or tiny
+        assert bool(row["degenerate"].iloc[0]) == expected
+        flag = degenerate(estimator.weights_, estimator.covariances_, "diag", covariance, len(X))
+        assert flag == expected
+
+
+def test_singular_full_component_is_degenerate():
+    """A full component of fewer than d + 1 rows is singular but for reg_covar."""
+    from em_lib.selection import degenerate
+
+    covariance = np.eye(3)
+    good = np.stack([np.eye(3), 2 * np.eye(3)])
+    assert not degenerate([0.5, 0.5], good, "full", covariance, 100)
+    assert degenerate([0.97, 0.03], good, "full", covariance, 100)  # 3 rows < d + 1
+    flat = good.copy()
+    flat[1] = np.diag([1.0, 1.0, 1e-6])
+    assert degenerate([0.5, 0.5], flat, "full", covariance, 100)

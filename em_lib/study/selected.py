@@ -114,10 +114,10 @@ def selected_cell(ds, job: MaskJob, criterion="bic", X_obs=None) -> dict | None:
 
 def _degenerate_cells(cell, scores, columns, X_obs):
     """(models, K) bool: which fits with a finite score have a degenerate component."""
-    from em_lib.selection import degenerate
+    from em_lib.selection import data_covariance, degenerate
 
     observed = ~np.isnan(X_obs).all(axis=1)
-    variances = np.nanvar(X_obs[observed], axis=0)
+    covariance = data_covariance(X_obs[observed])
     flags = np.zeros(scores.shape, dtype=bool)
     for i, model in enumerate(scores["model"].values):
         for j, k in enumerate(scores["n_components"].values):
@@ -126,7 +126,7 @@ def _degenerate_cells(cell, scores, columns, X_obs):
             fit = cell.sel(model=model, n_components=k)
             covariances = fit["covariances"].values[:k][:, columns][:, :, columns]
             flags[i, j] = degenerate(
-                fit["weights"].values[:k], covariances, "full", variances, observed.sum()
+                fit["weights"].values[:k], covariances, "full", covariance, observed.sum()
             )
     return flags
 
@@ -382,7 +382,8 @@ def report_caption(job: MaskJob, cell: dict, table: pd.DataFrame) -> str:
     passed = int(cell.get("degenerate_passed", 0))
     note = (
         f" {passed} fit(s) with a lower {cell['criterion'].upper()} had a degenerate component "
-        "(a variance below 1e-4 of the feature's, or fewer than 2 rows) and were passed over."
+        "(a variance below 1e-4 of the data's, or fewer rows than its covariance needs) and "
+        "were passed over."
         if passed
         else ""
     )
