@@ -247,18 +247,16 @@ def _selection(rows, columns, estimators, criterion, not_converged, limit, knob)
 
 
 def data_covariance(X, sample_weight=None):
-    """The covariance matrix of the rows (weighted), pairwise over observed entries."""
-    import pandas as pd
-
-    if sample_weight is None:
-        return pd.DataFrame(X).cov(ddof=0).to_numpy()
-    weights = np.asarray(sample_weight, dtype=float)
-    keep = weights > 0
-    means, _ = weighted_moments(X[keep], weights[keep])
-    centred = np.where(np.isnan(X[keep]), 0.0, X[keep] - means)
-    observed = (~np.isnan(X[keep])).astype(float) * weights[keep][:, None]
+    """Covariance matrix of the rows (weighted by ``sample_weight``), each entry over the
+    rows where both of its features are observed, around the columns' observed means."""
+    X = np.asarray(X, dtype=float)
+    weights = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, float)
+    means, _ = weighted_moments(X, weights)
+    observed = ~np.isnan(X)
+    centred = np.where(observed, X - means, 0.0)
+    counts = (observed * weights[:, None]).T @ observed
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (centred * weights[keep][:, None]).T @ centred / (observed.T @ ~np.isnan(X[keep]))
+        return (centred * weights[:, None]).T @ centred / counts
 
 
 def _cell(table, row):

@@ -253,6 +253,23 @@ class CompleteDataEngine:
             out["sample_loglik"] = samples
         return out
 
+    def estep_common(self, log_weights, means, prec_chol, row_weights):
+        """The E-step of one start (parameters with a leading dimension of 1) under each row
+        of ``row_weights`` (B, n): ``loglik`` (B,) and ``stats`` of B starts, at the cost of
+        one start's densities plus the B weighted statistics (bootstrap replicates that all
+        sit at the same point)."""
+        single = self.estep(
+            log_weights, means, prec_chol, want_stats=False, want_log_prob=True, want_samples=True
+        )
+        log_norm = single["sample_loglik"][0]
+        resp = np.exp(single["weighted_log_prob"][0] - log_norm[:, None])
+        if np.isfinite(log_norm).all():
+            loglik = row_weights @ log_norm
+        else:  # a row of weight 0 adds nothing, even where its density underflows
+            loglik = np.where(row_weights > 0, row_weights * log_norm, 0.0).sum(1)
+        stats = self.statistics_from_resp(resp[None], row_weights=row_weights)
+        return {"loglik": loglik, "stats": stats}
+
     def _unpack(self, acc, n_init, n_comp, d):
         nk = acc[0].reshape(n_init, n_comp)
         first = acc[1 : 1 + d].T.reshape(n_init, n_comp, d)

@@ -181,9 +181,10 @@ def _shared_rate_steps(prepared, row_weights, start, covariance_type, options, t
     totals = row_weights.sum(1)
     n_comp, d = start[1].shape
 
-    def em(rows, parameters):
+    def em(rows, parameters, common=False):
         """Objective of the input (-inf where unusable), its EM output, and whether the output
-        is usable; over the replicates ``rows``."""
+        is usable; over the replicates ``rows``. ``common``: one start's parameters (1, ...)
+        at which every replicate of ``rows`` sits (complete data only)."""
         factors, ok = usable_parameters(*parameters, covariance_type, variances)
         if ok.all():  # the usual case: no copies
             weights = row_weights if len(rows) == n_rep else start_weights(row_weights, rows)
@@ -195,9 +196,13 @@ def _shared_rate_steps(prepared, row_weights, start, covariance_type, options, t
                 options["reg_covar"],
                 prior,
                 variances,
+                common=common,
             )
             total = loglik + log_prior
             return np.where(np.isfinite(total), total, -np.inf), values, good
+        if common:  # unusable for every replicate alike
+            parameters = tuple(np.repeat(part, len(rows), axis=0) for part in parameters)
+            return em(rows, parameters)
         objective = np.full(len(rows), -np.inf)
         outputs = tuple(np.array(part, copy=True) for part in parameters)
         good = np.zeros(len(rows), dtype=bool)
@@ -212,21 +217,9 @@ def _shared_rate_steps(prepared, row_weights, start, covariance_type, options, t
     point = (np.repeat(start[0][None], n_rep, 0), np.repeat(start[1][None] - center, n_rep, 0))
     point += (np.repeat(start[2][None], n_rep, 0),)
     everyone = np.arange(n_rep)
-    single = tuple(part[:1] for part in point)
-    factors, ok = usable_parameters(*single, covariance_type, variances)
-    if isinstance(engine, CompleteDataEngine) and ok.all():
+    if isinstance(engine, CompleteDataEngine):
         # every replicate is at the same point: one start's E-step serves them all
-        loglik, log_prior, output, usable, _ = em_map(
-            engine,
-            row_weights,
-            (*single, factors),
-            covariance_type,
-            options["reg_covar"],
-            prior,
-            variances,
-            common=True,
-        )
-        level = np.where(np.isfinite(loglik + log_prior), loglik + log_prior, -np.inf)
+        level, output, usable = em(everyone, tuple(part[:1] for part in point), common=True)
     else:
         level, output, usable = em(everyone, point)
     used = np.ones(n_rep, dtype=int)

@@ -115,7 +115,7 @@ def em_map(
     w, mu, cov, prec = parameters
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if common:
-            result = _common_estep(engine, np.log(w), mu, prec, row_weights)
+            result = engine.estep_common(np.log(w), mu, prec, row_weights)
         else:
             result = run_estep(
                 engine, np.log(w), mu, cov, prec, want_stats=True, row_weights=row_weights
@@ -132,22 +132,6 @@ def em_map(
     good &= np.all(values[0] > 0, axis=1)
     good &= ~collapsed_starts(factor, covariance_type, feature_variances)
     return result["loglik"], log_prior, values, good, factor
-
-
-def _common_estep(engine, log_weights, means, prec_chol, row_weights):
-    """The E-step of one start (complete data) under each row of ``row_weights`` (B, n):
-    the B weighted log-likelihoods and statistics."""
-    single = engine.estep(
-        log_weights, means, prec_chol, want_stats=False, want_log_prob=True, want_samples=True
-    )
-    log_norm = single["sample_loglik"][0]
-    resp = np.exp(single["weighted_log_prob"][0] - log_norm[:, None])
-    if np.isfinite(log_norm).all():
-        loglik = row_weights @ log_norm
-    else:  # a row of weight 0 adds nothing, even where its density underflows
-        loglik = np.where(row_weights > 0, row_weights * log_norm, 0.0).sum(1)
-    stats = engine.statistics_from_resp(resp[None], row_weights=row_weights)
-    return {"loglik": loglik, "stats": stats}
 
 
 def polish_em(
