@@ -118,12 +118,16 @@ def precision_cholesky(covariances: np.ndarray, covariance_type: str):
     """
     check_covariance_type(covariance_type)
     if covariance_type in ("full", "tied"):
-        from ._linalg import batched_cholesky_inverse
+        from ._linalg import precision_factors
 
-        _, inverse_lower, ok = batched_cholesky_inverse(covariances)
-        prec = np.swapaxes(inverse_lower, -1, -2)
+        shape = covariances.shape
+        flat = np.ascontiguousarray(covariances, dtype=float).reshape((-1,) + shape[-2:])
+        prec = np.empty_like(flat)
+        ok = np.empty(flat.shape[0], dtype=np.bool_)
+        precision_factors(flat, prec, ok)
+        ok = ok.reshape(shape[:-2])
         ok_start = ok if covariance_type == "tied" else ok.all(axis=-1)
-        return prec, ok_start
+        return prec.reshape(shape), ok_start
     positive = np.isfinite(covariances) & (covariances > 0)
     safe = np.where(positive, covariances, 1.0)
     prec = 1.0 / np.sqrt(safe)
@@ -150,15 +154,6 @@ def collapsed_starts(prec_chol, covariance_type, feature_variances, relative=1e-
         floor = relative * feature_variances.mean()
     small = conditional < floor
     return small.reshape(small.shape[0], -1).any(axis=1)
-
-
-def log_det_precision_cholesky(prec_chol: np.ndarray, covariance_type: str, n_features: int):
-    """log det of the precision Cholesky factor, per component: (I, K) ((I,) for tied)."""
-    if covariance_type in ("full", "tied"):
-        return np.log(np.diagonal(prec_chol, axis1=-2, axis2=-1)).sum(-1)
-    if covariance_type == "diag":
-        return np.log(prec_chol).sum(-1)
-    return n_features * np.log(prec_chol)
 
 
 def covariances_from_precision_cholesky(prec_chol: np.ndarray, covariance_type: str):
@@ -232,30 +227,6 @@ def second_order_features(X: np.ndarray, layout: FeatureLayout, out: np.ndarray 
     return out
 
 
-def precision_terms(prec_chol: np.ndarray, covariance_type: str, n_components: int):
-    """Per-component precision ``P`` in the layout's second-order parametrisation.
-
-    Returns ``(precision_vector, precision_matrix_times)`` where ``precision_vector`` has
-    shape (I, K, n_second) with off-diagonal entries doubled, so that
-    ``q(x) . precision_vector = x^T P x``; and a callable applying ``P`` to means.
-    """
-    if covariance_type in ("full", "tied"):
-        precision = prec_chol @ np.swapaxes(prec_chol, -1, -2)
-        if covariance_type == "tied":
-            precision = np.broadcast_to(
-                precision[:, None], (precision.shape[0], n_components) + precision.shape[1:]
-            )
-        d = precision.shape[-1]
-        rows, cols = upper_triangle(d)
-        vector = precision[..., rows, cols] * np.where(rows == cols, 1.0, 2.0)
-        return vector, (lambda means: np.einsum("ikde,ike->ikd", precision, means))
-    if covariance_type == "diag":
-        inv_var = prec_chol**2
-        return inv_var, (lambda means: means * inv_var)
-    inv_var = prec_chol**2
-    return inv_var[..., None], (lambda means: means * inv_var[..., None])
-
-
 def estep_weight_matrix(
     log_weights: np.ndarray,
     means: np.ndarray,
@@ -263,6 +234,12 @@ def estep_weight_matrix(
     covariance_type: str,
 ) -> np.ndarray:
     """Matrix ``W`` with ``phi(X) @ W = log w_k + log N(x | mu_k, Sigma_k)``.
+
+    Column ``i * K + k`` holds, for start i and component k with precision ``P``: the
+    constant ``log w_k + log det U - d/2 log(2 pi) - mu^T P mu / 2``, then ``P mu``, then
+    ``-P / 2`` in the layout's second-order terms (off-diagonal entries doubled, so that
+    ``q(x) . w = -x^T P x / 2``). Filled by one compiled loop
+    (:mod:`em_lib.numerics._linalg`).
 
     Parameters
     ----------
@@ -275,19 +252,22 @@ def estep_weight_matrix(
     -------
     W : (1 + d + n_second, I * K) array, column ``i * K + k`` for start i, component k.
     """
+    from ._linalg import weight_matrix_diagonal, weight_matrix_triangular
+
     n_init, n_components, d = means.shape
-    vector, apply_precision = precision_terms(prec_chol, covariance_type, n_components)
-    precision_means = apply_precision(means)
-    log_det = log_det_precision_cholesky(prec_chol, covariance_type, d)
-    if covariance_type == "tied":
-        log_det = np.broadcast_to(log_det[:, None], (n_init, n_components))
-    mahal_means = np.einsum("ikd,ikd->ik", means, precision_means)
-    constant = log_weights + log_det - 0.5 * d * np.log(2 * np.pi) - 0.5 * mahal_means
-    n_columns = 1 + d + vector.shape[-1]
-    W = np.empty((n_columns, n_init * n_components))
-    W[0] = constant.reshape(-1)
-    W[1 : 1 + d] = precision_means.reshape(-1, d).T
-    W[1 + d :] = -0.5 * vector.reshape(n_init * n_components, -1).T
+    layout = FeatureLayout(d, covariance_type)
+    W = np.empty((layout.n_columns, n_init * n_components))
+    log_weights = np.ascontiguousarray(log_weights, dtype=float)
+    means = np.ascontiguousarray(means, dtype=float)
+    prec_chol = np.ascontiguousarray(prec_chol, dtype=float)
+    if covariance_type == "full":
+        weight_matrix_triangular(log_weights, means, prec_chol, W)
+    elif covariance_type == "tied":
+        weight_matrix_triangular(log_weights, means, prec_chol[:, None], W)
+    elif covariance_type == "diag":
+        weight_matrix_diagonal(log_weights, means, prec_chol, False, W)
+    else:
+        weight_matrix_diagonal(log_weights, means, prec_chol[..., None], True, W)
     return W
 
 

@@ -61,23 +61,31 @@ def mstep(stats, covariance_type, reg_covar, prior: ConjugatePrior | None = None
     """
     nk, first, second = stats
     nk = nk + 10 * EPS
-    weights = nk / nk.sum(-1, keepdims=True)
     d = first.shape[-1]
     if prior is not None:
+        weights = nk / nk.sum(-1, keepdims=True)
         means, covariances = map_update(nk, first, second, covariance_type, prior, nk.sum(-1))
         return weights, means, covariances
-    means = first / nk[..., None]
-    if covariance_type == "full":
-        covariances = second / nk[..., None, None] - np.einsum("ikd,ike->ikde", means, means)
-        covariances += reg_covar * np.eye(d)
-    elif covariance_type == "tied":
-        scatter = second.sum(1) - np.einsum("ik,ikd,ike->ide", nk, means, means)
-        covariances = scatter / nk.sum(-1)[:, None, None] + reg_covar * np.eye(d)
-    elif covariance_type == "diag":
-        covariances = second / nk[..., None] - means**2 + reg_covar
-    else:
-        covariances = (second / nk - np.einsum("ikd,ikd->ik", means, means)) / d + reg_covar
-    return weights, means, covariances
+    from ._linalg import mstep_diagonal, mstep_triangular
+
+    n_init, n_comp = nk.shape
+    weights = np.empty((n_init, n_comp))
+    means = np.empty((n_init, n_comp, d))
+    nk = np.ascontiguousarray(nk)
+    first = np.ascontiguousarray(first, dtype=float)
+    second = np.ascontiguousarray(second, dtype=float)
+    if covariance_type in ("full", "tied"):
+        shape = (n_init, n_comp if covariance_type == "full" else 1, d, d)
+        covariances = np.empty(shape)
+        mstep_triangular(nk, first, second, float(reg_covar), weights, means, covariances)
+        return weights, means, covariances if covariance_type == "full" else covariances[:, 0]
+    if covariance_type == "diag":
+        covariances = np.empty((n_init, n_comp, d))
+        mstep_diagonal(nk, first, second, float(reg_covar), weights, means, covariances)
+        return weights, means, covariances
+    covariances = np.empty((n_init, n_comp, 1))
+    mstep_diagonal(nk, first, second[..., None], float(reg_covar), weights, means, covariances)
+    return weights, means, covariances[..., 0]
 
 
 def fit_mixture_em(

@@ -99,13 +99,19 @@ class EMMonitor:
         objective = total / self.n_samples[index]
         finite = np.isfinite(objective)
         column = self.n_iter[index]
-        inside = finite & (column < self.trace.shape[1])
-        self.trace[index[inside], column[inside]] = objective[inside]
-        for start, count in zip(index[~finite], column[~finite], strict=True):
-            self.fail([start], f"log-likelihood not finite at iteration {count + 1}")
-        change = objective - self._previous[index]
-        drop = np.where(finite & np.isfinite(change), -change, 0.0)
-        self.max_decrease[index] = np.maximum(self.max_decrease[index], drop)
+        everyone = finite.all()
+        if everyone and column.max(initial=0) < self.trace.shape[1]:
+            self.trace[index, column] = objective
+        else:
+            inside = finite & (column < self.trace.shape[1])
+            self.trace[index[inside], column[inside]] = objective[inside]
+            for start, count in zip(index[~finite], column[~finite], strict=True):
+                self.fail([start], f"log-likelihood not finite at iteration {count + 1}")
+        with np.errstate(invalid="ignore"):  # -inf - -inf on the first iteration
+            change = objective - self._previous[index]
+        drop = -change if everyone else np.where(finite, -change, 0.0)
+        # NaN (first iteration) and negative drops leave the record as it is
+        self.max_decrease[index] = np.fmax(self.max_decrease[index], np.fmax(drop, 0.0))
         self._latest[index] = objective
         return finite
 

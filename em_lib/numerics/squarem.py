@@ -33,23 +33,27 @@ from .starts import SAME_SOLUTION_TOLERANCE, same_solution
 
 
 def to_vector(weights, means, covariances, covariance_type):
-    """(I, P) unconstrained coordinates."""
+    """(I, P) unconstrained coordinates: log-weights, means, and the covariances' log-variances
+    (diag, spherical) or lower Cholesky factors with the diagonal on the log scale (full, tied;
+    NaN for a covariance that is not positive definite)."""
     n_init = weights.shape[0]
-    parts = [np.log(weights), means.reshape(n_init, -1)]
+    with np.errstate(divide="ignore"):
+        parts = [np.log(weights), means.reshape(n_init, -1)]
     if covariance_type in ("full", "tied"):
-        lower = np.linalg.cholesky(covariances)
-        d = lower.shape[-1]
-        rows, cols = np.tril_indices(d)
-        values = lower[..., rows, cols]
-        diagonal = rows == cols
-        values[..., diagonal] = np.log(values[..., diagonal])
-        parts.append(values.reshape(n_init, -1))
+        from ._linalg import pack_log_cholesky
+
+        d = covariances.shape[-1]
+        matrices = np.ascontiguousarray(covariances, dtype=float).reshape(-1, d, d)
+        packed = np.empty((matrices.shape[0], d * (d + 1) // 2))
+        pack_log_cholesky(matrices, packed)
+        parts.append(packed.reshape(n_init, -1))
     else:
         parts.append(np.log(covariances).reshape(n_init, -1))
     return np.concatenate(parts, axis=1)
 
 
 def from_vector(vector, n_comp, d, covariance_type):
+    """Weights, means and covariances from the coordinates of :func:`to_vector`."""
     n_init = vector.shape[0]
     log_w = vector[:, :n_comp]
     log_w = log_w - log_w.max(axis=1, keepdims=True)
@@ -59,16 +63,14 @@ def from_vector(vector, n_comp, d, covariance_type):
     means = vector[:, n_comp : n_comp + n_comp * d].reshape(n_init, n_comp, d)
     rest = vector[:, n_comp + n_comp * d :]
     if covariance_type in ("full", "tied"):
-        rows, cols = np.tril_indices(d)
+        from ._linalg import unpack_log_cholesky
+
         shape = (n_init, n_comp) if covariance_type == "full" else (n_init,)
-        values = rest.reshape(shape + (-1,)).copy()
-        diagonal = rows == cols
-        with np.errstate(over="ignore"):
-            values[..., diagonal] = np.exp(values[..., diagonal])
-        lower = np.zeros(shape + (d, d))
-        lower[..., rows, cols] = values
+        values = np.ascontiguousarray(rest).reshape(-1, d * (d + 1) // 2)
+        covariances = np.empty((values.shape[0], d, d))
         with np.errstate(over="ignore", invalid="ignore"):  # wild proposals are rejected later
-            covariances = lower @ np.swapaxes(lower, -1, -2)
+            unpack_log_cholesky(values, covariances)
+        covariances = covariances.reshape(shape + (d, d))
     else:
         shape = (n_init, n_comp, d) if covariance_type == "diag" else (n_init, n_comp)
         with np.errstate(over="ignore"):
