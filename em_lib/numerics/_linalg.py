@@ -14,7 +14,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-
 # ---------------------------------------------------------------------------------------------
 # small per-component work of every EM step, one compiled loop each: with a few starts of a
 # few components these are microseconds of arithmetic behind tens of microseconds of numpy
@@ -61,9 +60,7 @@ def weight_matrix_triangular(log_weights, means, prec_chol, out):
                 for b in range(a + 1, d):
                     out[position, column] = -precision[a, b]
                     position += 1
-            out[0, column] = (
-                log_weights[i, k] + log_det - 0.5 * d * LOG_2PI - 0.5 * mahalanobis
-            )
+            out[0, column] = log_weights[i, k] + log_det - 0.5 * d * LOG_2PI - 0.5 * mahalanobis
 
 
 @numba.njit(cache=True, boundscheck=False, error_model="numpy", nogil=True)
@@ -87,9 +84,7 @@ def weight_matrix_diagonal(log_weights, means, prec, spherical, out):
             if spherical:
                 factor = prec[i, k, 0]
                 out[1 + d, column] = -0.5 * factor * factor
-            out[0, column] = (
-                log_weights[i, k] + log_det - 0.5 * d * LOG_2PI - 0.5 * mahalanobis
-            )
+            out[0, column] = log_weights[i, k] + log_det - 0.5 * d * LOG_2PI - 0.5 * mahalanobis
 
 
 @numba.njit(cache=True, boundscheck=False, error_model="numpy", nogil=True)
