@@ -117,7 +117,11 @@ def test_pruning_stops_duplicates_and_hopeless_starts_without_changing_the_best(
     full = polish_em(*args, tol=1e-10, max_iter=2000, prune=False)
     assert pruned.settings["pruned"].any() and not full.settings["pruned"].any()
     assert pruned.n_iter.sum() < full.n_iter.sum()
-    assert pruned.objective.max() == pytest.approx(full.objective.max(), rel=1e-9)
+    # the same optimum, to the precision of the stop rule: on this slowly converging fit the
+    # unpruned run's own starts, all at one optimum, stop up to ~1e-5 apart (1e-8 relative)
+    spread = np.ptp(full.objective)
+    assert spread < 1e-8 * abs(full.objective.max())
+    assert pruned.objective.max() >= full.objective.min() - spread
     # pruned starts only ever stop below the best
     best = pruned.objective.max()
     assert np.all(pruned.objective[pruned.settings["pruned"]] <= best)

@@ -126,10 +126,18 @@ def same_solution(weights_a, means_a, weights_b, means_b, scale, tolerance):
     components (em_lib's one component matching, :func:`em_lib.metrics.match_components`, on
     the means in units of ``scale``), every mean coordinate and every weight within
     ``tolerance``."""
+    scaled_a, scaled_b = means_a / scale, means_b / scale
+    # a cheap necessary condition first: every component of each has one of the other
+    # within the tolerance in every scaled mean coordinate and in weight (most pairs of
+    # distinct solutions fail it, and skip the matching)
+    gap = np.abs(scaled_a[:, None, :] - scaled_b[None, :, :]).max(axis=-1)
+    close = (gap < tolerance) & (np.abs(weights_a[:, None] - weights_b[None, :]) < tolerance)
+    if not (close.any(axis=1).all() and close.any(axis=0).all()):
+        return False
     from em_lib.metrics import match_components
 
-    order = match_components(means_a / scale, means_b / scale)
-    gap = np.abs(means_a / scale - means_b[order] / scale).max()
+    order = match_components(scaled_a, scaled_b)
+    gap = np.abs(scaled_a - scaled_b[order]).max()
     return bool(gap < tolerance and np.abs(weights_a - weights_b[order]).max() < tolerance)
 
 
