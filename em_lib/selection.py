@@ -222,16 +222,17 @@ def _selection(rows, columns, estimators, criterion, not_converged, limit, knob)
             stacklevel=3,
         )
     table = pd.DataFrame(rows, columns=list(columns))
-    scores = np.nan_to_num(table[criterion].to_numpy(dtype=float), nan=np.inf)
-    best = int(np.argmin(scores))
-    if "degenerate" in table and table["degenerate"].iloc[best]:
-        usable = ~table["degenerate"].to_numpy(dtype=bool)
+    scores = table[criterion].to_numpy(dtype=float)
+    flags = table["degenerate"].to_numpy(dtype=bool) if "degenerate" in table else None
+    best, passed = lowest_usable(scores, flags)
+    best = max(best, 0)  # no finite criterion at all: the first cell
+    if passed:
+        lowest = _cell(table, int(np.nanargmin(np.where(np.isfinite(scores), scores, np.nan))))
+        chosen = f"the best cell without one is {_cell(table, best)}"
+    elif flags is not None and flags[best]:
         lowest = _cell(table, best)
-        if usable.any():
-            best = int(np.argmin(np.where(usable, scores, np.inf)))
-            chosen = f"the best cell without one is {_cell(table, best)}"
-        else:
-            chosen = "every cell has one, so it is kept"
+        chosen = "every cell has one, so it is kept"
+    if passed or (flags is not None and flags[best]):
         warnings.warn(
             f"the lowest {criterion} is that of {lowest}, which has a degenerate component (a "
             f"variance below {DEGENERATE_VARIANCE:g} of the data's, or fewer rows than its "
@@ -244,6 +245,28 @@ def _selection(rows, columns, estimators, criterion, not_converged, limit, knob)
     return SelectionResult(
         best_estimator=estimators[best_key], estimators=estimators, table=table, criterion=criterion
     )
+
+
+def lowest_usable(scores, degenerate_flags=None) -> tuple[int, int]:
+    """The rule by which a best fit is chosen from fits scored by a criterion (lower is
+    better), in :func:`select_mixture` and in the workflow: the lowest finite score among the
+    fits not flagged degenerate (:func:`degenerate`) when such a fit exists, else the lowest
+    finite score.
+
+    ``scores``: array of any shape (NaN or inf: not fitted or failed); ``degenerate_flags``:
+    bool array of the same shape, or None. Returns ``(flat index, passed)``: -1 when no score
+    is finite, and the number of degenerate fits with a lower score than the chosen one."""
+    scores = np.asarray(scores, dtype=float).ravel()
+    finite = np.isfinite(scores)
+    if not finite.any():
+        return -1, 0
+    clean = finite.copy()
+    if degenerate_flags is not None:
+        clean &= ~np.asarray(degenerate_flags, dtype=bool).ravel()
+    pool = clean if clean.any() else finite
+    best = int(np.argmin(np.where(pool, scores, np.inf)))
+    passed = int((finite & ~clean & (scores < scores[best])).sum()) if clean.any() else 0
+    return best, passed
 
 
 def data_covariance(X, sample_weight=None):

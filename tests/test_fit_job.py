@@ -143,3 +143,46 @@ def test_fit_job_records_cells_it_cannot_fit():
     cc = out["method"].tolist().index("complete_case")
     assert out["fit_failed"][0, 1, cc]
     assert "rows to fit" in out["fit_failure_reason"][0, 1, cc]
+
+
+def test_fit_job_flags_degenerate_fits_on_tied_real_data(tmp_path):
+    """Old Faithful's tied values: at large K a diag fit puts components on a few tied rows
+    (the spurious maxima select_mixture passes over); the fit job flags them with the same
+    rule (fit_degenerate), computed on the rows it fitted, and leaves K = 1 unflagged."""
+    from em_lib.data import load_dataset
+    from em_lib.selection import data_covariance, degenerate
+
+    X = np.asarray(load_dataset("old_faithful").X, dtype=float)
+    path = tmp_path / "faithful.csv"
+    np.savetxt(path, X, delimiter=",", header="eruptions,waiting", comments="")
+    config = study_config.complete_config(
+        {
+            "root_seed": 3,
+            "datasets": {"faithful": {"kind": "table", "path": str(path)}},
+            "sweep": {
+                "model": ["diag"],
+                "n_components": [1, 8],
+                "mechanism": ["none"],
+                "missing_rate": [0.0],
+                "method": ["em"],
+            },
+            "fit": FIT,
+            "hmm": {"enabled": False},
+        }
+    )
+    job = design.mask_jobs(config)[0]
+    data = jobs.prepare_dataset(job.dataset, config["datasets"][job.dataset], config["root_seed"])
+    mask = np.zeros(data["X"].shape, dtype=bool)
+    out = jobs.fit_job(data, mask, job, config)
+    grid = out["n_components"].tolist()
+    flags = out["fit_degenerate"][0, :, 0]
+    covariance = data_covariance(data["X"])
+    for k, flag in zip(grid, flags, strict=True):
+        i = grid.index(k)
+        full = out["covariances"][0, i, 0][:k]
+        expected = degenerate(out["weights"][0, i, 0][:k], full, "full", covariance, len(X))
+        if k == 1:
+            assert not flag
+        # the job used the diag rule (2 rows per component), the full rule needs more rows
+        assert bool(flag) <= expected
+    assert flags[grid.index(8)]

@@ -288,3 +288,16 @@ def test_singular_full_component_is_degenerate():
     flat = good.copy()
     flat[1] = np.diag([1.0, 1.0, 1e-6])
     assert degenerate([0.5, 0.5], flat, "full", covariance, 100)
+
+
+def test_lowest_usable_is_the_selection_rule():
+    from em_lib.selection import lowest_usable
+
+    scores = np.array([[5.0, 1.0, np.nan], [3.0, 2.0, np.inf]])
+    assert lowest_usable(scores) == (1, 0)
+    flags = np.array([[False, True, False], [False, True, False]])
+    # cells 1 and 4 are degenerate and lower than the best clean cell (3.0): both passed over
+    assert lowest_usable(scores, flags) == (3, 2)
+    assert lowest_usable(scores, np.ones_like(flags)) == (1, 0)  # all degenerate: plain rule
+    assert lowest_usable(np.full(3, np.nan)) == (-1, 0)
+    assert lowest_usable(np.array([np.nan, 4.0]), np.array([False, True])) == (1, 0)

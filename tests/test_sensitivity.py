@@ -202,3 +202,26 @@ def test_tables_of_nothing_fitted_are_empty(fits):
     assert sensitivity.criteria_table(none_ok).empty
     assert sensitivity.selection_table(none_ok).empty
     assert sensitivity.missingness_table(none_ok, {"toy": 2}).empty
+
+
+def test_selection_passes_over_degenerate_fits(fits):
+    """The rule of em_lib.select_mixture (selection.lowest_usable): within a cell, a fit
+    flagged ``degenerate`` is not selected while a fit without one exists; a cell whose fits
+    are all degenerate keeps its lowest criterion."""
+    marked = fits.copy()
+    marked["degenerate"] = False
+    em = marked["method"] == "em"
+    plain = sensitivity.selection_table(marked)
+    plain = plain[(plain["criterion"] == "bic") & (plain["method"] == "em")]
+    # flag every K = 2 fit: the replicates that selected 2 now select their next best K
+    marked.loc[em & (marked["n_components"] == 2), "degenerate"] = True
+    table = sensitivity.selection_table(marked)
+    bic = table[(table["criterion"] == "bic") & (table["method"] == "em")]
+    counts = dict(zip(bic["n_components"], bic["n_selected"], strict=True))
+    assert counts[2] == 0 and plain.loc[plain["n_components"] == 2, "n_selected"].item() == 3
+    assert sum(counts.values()) == len(REPLICATES)
+    # every fit degenerate: the same choice as without flags
+    marked.loc[em, "degenerate"] = True
+    every = sensitivity.selection_table(marked)
+    every = every[(every["criterion"] == "bic") & (every["method"] == "em")]
+    assert every["n_selected"].tolist() == plain["n_selected"].tolist()

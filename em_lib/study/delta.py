@@ -215,15 +215,22 @@ def _cell(ds, target):
 
 def reference_model(ds, target, criterion="bic"):
     """The MAR reference stored in the aggregate: (K, weights, means, full covariances) of the
-    fitted ``em`` model on the target mask with the lowest ``criterion``, in the data set's
-    own columns; None when no such model was fitted."""
+    fitted ``em`` model on the target mask with the lowest ``criterion`` (among those
+    without a degenerate component when one exists: :func:`em_lib.selection.lowest_usable`),
+    in the data set's own columns; None when no such model was fitted."""
+    from em_lib.selection import lowest_usable
+
     chosen = _cell(ds, target)
     scores = chosen[f"fit_{criterion}"].where(~chosen["fit_failed"])
     grid = [k for k in target["n_components"] if k in chosen["n_components"].values.tolist()]
     scores = scores.sel(n_components=grid)
-    if not np.isfinite(scores.values).any():
+    flags = None
+    if "fit_degenerate" in chosen:
+        flags = chosen["fit_degenerate"].sel(n_components=grid).values
+    best, _ = lowest_usable(scores.values, flags)
+    if best < 0:
         return None
-    k = int(grid[int(np.nanargmin(scores.values))])
+    k = int(grid[best])
     return (k, *mar_fits(ds, target)[k])
 
 

@@ -223,6 +223,7 @@ def cell_arrays(n_init, max_iter, n_components, n_features):
         "fit_failure_reason": np.array("", dtype=object),
         "fit_origin": np.array("", dtype=object),
         "fit_polished": np.array(False),
+        "fit_degenerate": np.array(False),
         "weights": np.full(n_components, nan),
         "startprob": np.full(n_components, nan),
         "means": np.full((n_components, n_features), nan),
@@ -367,8 +368,23 @@ def _fit_cell(model, n_components, method, lattice, train, context, settings, ra
     out["means"][:n_components] = chosen["means"]
     full = any_to_full(chosen["covariances"][None], covariance_type, n_components, d)[0]
     out["covariances"][:n_components] = full
+    if not is_hmm:
+        out["fit_degenerate"][()] = _degenerate(result, covariance_type, X_train)
     _evaluate_cell(out, params, random, chosen, context, covariance_type, is_hmm)
     return out
+
+
+def _degenerate(result, covariance_type, X_train) -> bool:
+    """:func:`em_lib.selection.degenerate` of a fitted mixture on the rows it was fitted to
+    (the rule by which :func:`em_lib.select_mixture` and the workflow's selections pass over
+    spurious maxima)."""
+    from em_lib.selection import data_covariance, degenerate
+
+    observed = ~np.isnan(X_train).all(axis=1)
+    covariance = data_covariance(X_train[observed])
+    return degenerate(
+        result.weights, result.covariances, covariance_type, covariance, int(observed.sum())
+    )
 
 
 def fit_settings(config) -> dict:

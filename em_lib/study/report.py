@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from em_lib.selection import lowest_usable
+
 __all__ = [
     "escape_latex",
     "failures_summary",
@@ -672,9 +674,11 @@ def selected_models(ds, criterion: str = "bic", method: str = "em") -> list:
             continue
         chosen = cells.sel(mechanism=mechanism, missing_rate=min(rates), model=models)
         scores = chosen[f"fit_{criterion}"].where(~chosen["fit_failed"])
-        if not np.isfinite(scores.values).any():
+        flags = chosen["fit_degenerate"].values if "fit_degenerate" in chosen else None
+        flat, passed = lowest_usable(scores.values, flags)
+        if flat < 0:
             continue
-        model_index, k_index = np.unravel_index(np.nanargmin(scores.values), scores.shape)
+        model_index, k_index = np.unravel_index(flat, scores.shape)
         best = chosen.isel(model=model_index, n_components=k_index)
         k = int(best["n_components"])
         columns = ds["has_feature"].sel(dataset=dataset).values
@@ -685,14 +689,20 @@ def selected_models(ds, criterion: str = "bic", method: str = "em") -> list:
         frame.insert(0, "rows (expected)", rows)
         frame.insert(0, "weight", weights)
         frame.insert(0, "component", range(k))
-        tiny = [str(c) for c in range(k) if rows[c] < len(names) + 1]
-        warning = (
-            f" Components {', '.join(tiny)} hold fewer rows than there are features plus one:"
-            " likely spurious (a variance pinned near reg_covar); consider fit.prior: default"
-            " or a smaller K."
-            if tiny
-            else ""
-        )
+        if "fit_degenerate" in best and bool(best["fit_degenerate"]):
+            warning = (
+                " Every fitted model has a degenerate component (a variance below 1e-4 of"
+                " the data's, or fewer rows than its covariance needs): likely spurious;"
+                " consider fit.prior: default or a smaller K."
+            )
+        elif passed:
+            warning = (
+                f" {passed} fit(s) with a lower {criterion.upper()} had a degenerate component"
+                " (a variance below 1e-4 of the data's, or fewer rows than its covariance"
+                " needs: spurious maxima) and were passed over."
+            )
+        else:
+            warning = ""
         where = "the data as given" if mechanism == "none" else f"{mechanism} {_rate(min(rates))}"
         caption = (
             f"{criterion.upper()} selects {best['model'].item()} with K = {k} on "

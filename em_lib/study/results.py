@@ -247,6 +247,16 @@ VARIABLES: dict[str, Variable] = {
         False,
         "fit_polished",
     ),
+    "fit_degenerate": Variable(
+        CELL_DIMS,
+        "the fitted mixture has a degenerate component (em_lib.selection.degenerate: a "
+        "variance below 1e-4 of the data's, or fewer rows than its covariance needs); "
+        "selections pass over it",
+        "1",
+        "bool",
+        False,
+        "fit_degenerate",
+    ),
     "weights": Variable(
         (*CELL_DIMS, *COMPONENT), "mixing weights of the fitted model", "1", source="weights"
     ),
@@ -462,7 +472,8 @@ def build_dataset(
                     )
                     data["in_design"][cell] = True
                     for name, var in VARIABLES.items():
-                        if not var.source:
+                        # a fit job's output written before a variable existed keeps its fill
+                        if not var.source or var.source not in arrays:
                             continue
                         value = arrays[var.source][m, k, e]
                         trailing = var.dims[len(CELL_DIMS) :]

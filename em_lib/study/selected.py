@@ -75,9 +75,10 @@ def selected_cell(ds, job: MaskJob, criterion="bic", X_obs=None) -> dict | None:
     ``model``, ``n_components``, ``weights``, ``means``, full ``covariances`` (in the data
     set's own columns) and the criterion's value; None when no fit succeeded.
 
-    With the mask's data ``X_obs``, fits with a degenerate component
-    (:func:`em_lib.selection.degenerate`, the rule of :func:`em_lib.select_mixture`) are
-    passed over while another fit is usable; ``degenerate_passed`` counts them."""
+    Fits with a degenerate component (:func:`em_lib.selection.degenerate`: ``fit_degenerate``
+    of the aggregate, and with the mask's data ``X_obs`` also checked here) are passed over
+    while another fit is usable (:func:`em_lib.selection.lowest_usable`, the rule of
+    :func:`em_lib.select_mixture`); ``degenerate_passed`` counts them."""
     labels = job.labels
     cell = ds.sel({**labels, "method": "em"})  # a dict: "method" is also a keyword of sel
     models = [m for m in cell["model"].values.tolist() if m != "hmm"]
@@ -86,17 +87,16 @@ def selected_cell(ds, job: MaskJob, criterion="bic", X_obs=None) -> dict | None:
     scores = scores.where(usable)
     if not np.isfinite(scores.values).any():
         return None
+    from em_lib.selection import lowest_usable
+
     columns = ds["has_feature"].sel(dataset=labels["dataset"]).values
-    values = scores.values.copy()
-    passed = 0
+    flags = np.zeros(scores.shape, dtype=bool)
+    if "fit_degenerate" in cell:  # flagged by the fit job, on the rows it fitted
+        flags |= cell["fit_degenerate"].sel(model=models).values.astype(bool)
     if X_obs is not None:
-        spurious = _degenerate_cells(cell, scores, columns, X_obs)
-        if (np.isfinite(values) & ~spurious).any():
-            passed = int(
-                (np.isfinite(values) & spurious & (values < np.nanmin(values[~spurious]))).sum()
-            )
-            values[spurious] = np.nan
-    model_index, k_index = np.unravel_index(np.nanargmin(values), values.shape)
+        flags |= _degenerate_cells(cell, scores, columns, X_obs)
+    flat, passed = lowest_usable(scores.values, flags)
+    model_index, k_index = np.unravel_index(flat, scores.shape)
     model = str(scores["model"].values[model_index])
     k = int(scores["n_components"].values[k_index])
     chosen = cell.sel(model=model, n_components=k)

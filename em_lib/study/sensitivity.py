@@ -52,6 +52,7 @@ _START_VARIABLES = (
     "imputation_rmse",
     "origin",
     "polished",
+    "degenerate",
 )
 
 
@@ -98,6 +99,7 @@ _FIT_VARIABLES = {
         "failure_reason",
         "origin",
         "polished",
+        "degenerate",
     )
 }
 
@@ -336,9 +338,17 @@ def criteria_table(
 
 
 def _selected(fits: pd.DataFrame, criterion: str) -> pd.DataFrame:
+    """The K each cell's criterion selects: the rule of
+    :func:`em_lib.selection.lowest_usable` (lowest criterion among the fits without a
+    degenerate component when a cell has one, else the lowest)."""
     keys = _cell_dims(fits, drop=("n_components",))
     valid = fits[~fits["failed"].astype(bool) & np.isfinite(fits[criterion].astype(float))]
-    index = valid.groupby(keys, sort=False)[criterion].idxmin()
+    score = valid[criterion].astype(float)
+    if "degenerate" in valid:
+        flagged = valid["degenerate"].astype(bool)
+        clean = (~flagged).groupby([valid[key] for key in keys], sort=False).transform("any")
+        score = score.where(~(flagged & clean), np.inf)
+    index = score.groupby([valid[key] for key in keys], sort=False).idxmin()
     return valid.loc[index.to_numpy(), [*keys, "n_components"]].reset_index(drop=True)
 
 
