@@ -451,3 +451,27 @@ def test_selected_models_pass_over_degenerate_fits():
     marked["fit_degenerate"].loc[{**where, "method": "em"}] = True
     caption = dict((n, c) for n, _, c in report.selected_models(marked))["blobs"]
     assert f"selects {model} with K = {k} " in caption and "likely spurious" in caption
+
+
+def test_delta_figure_with_a_long_k_grid(tables):
+    """A K grid longer than the palette (here 12 values of K): every K's share gets a line
+    and a legend entry; colours repeat in another dash (a grid of 8 once raised KeyError)."""
+    from em_lib.study import plotting
+
+    adjustment = tables["delta_adjustment"].copy()
+    for k in range(1, 13):
+        adjustment[f"share_K{k}"] = np.linspace(0.0, 1.0, len(adjustment)) / k
+    tipping = tables["delta_tipping"].copy()
+    tipping["quantity"] = "share of imputations where BIC selects K = 3"
+    figure = plotting.delta_figure(adjustment, tipping)
+    try:
+        legend = figure.legends[0]
+        entries = [
+            (text.get_text(), (handle.get_color(), handle.get_linestyle()))
+            for text, handle in zip(legend.get_texts(), legend.legend_handles, strict=True)
+            if text.get_text().startswith("share where BIC selects K =")
+        ]
+        assert len(entries) == 11  # K = 1..12 but the conclusion's K = 3 (the dark line)
+        assert len({style for _, style in entries}) == 11  # no two K's drawn alike
+    finally:
+        plotting.close(figure)

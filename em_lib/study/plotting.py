@@ -610,9 +610,16 @@ def delta_figure(
     shares = sorted((c for c in table.columns if c.startswith("share_K")), key=lambda c: int(c[7:]))
     quantity = str(tipping["quantity"].iloc[0])
     others = [c for c in shares if not quantity.endswith(f"K = {c[7:]}")]
-    share_colors = dict(zip(others, OKABE_ITO[2:], strict=False))
+    palette = OKABE_ITO[2:]  # a K grid longer than the palette repeats it in another dash
+    share_styles = {
+        column: {
+            "color": palette[i % len(palette)],
+            "ls": _LINESTYLES[(i // len(palette)) % len(_LINESTYLES)],
+        }
+        for i, column in enumerate(others)
+    }
     for column in others:  # the other K's shares; the conclusion's is the dark line
-        axes[2].plot(per_delta["delta"], per_delta[column], color=share_colors[column], lw=1)
+        axes[2].plot(per_delta["delta"], per_delta[column], lw=1, **share_styles[column])
     axes[2].plot(per_delta["delta"], per_delta["conclusion_value"], "o-", color="0.2", ms=3)
     if per_delta["conclusion_lower"].notna().any():
         axes[2].fill_between(
@@ -656,7 +663,7 @@ def delta_figure(
     ]
     handles += [plt.Line2D([], [], color="0.2", marker="o", ms=3)]
     names += [quantity]
-    handles += [plt.Line2D([], [], color=share_colors[c], lw=1) for c in others]
+    handles += [plt.Line2D([], [], lw=1, **share_styles[c]) for c in others]
     names += [f"share where BIC selects K = {c[7:]}" for c in others]
     _legend_below(fig, handles, names, ncol=3)
     legend_rows = -(-len(names) // 3)
