@@ -1,5 +1,7 @@
 """The selected model's bootstrap in the study layer (em_lib.study.selected)."""
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -159,3 +161,28 @@ def test_summary_table_intervals_are_percentiles():
     assert row["upper"] == pytest.approx(np.percentile(replicates, 95))
     assert row["se"] == pytest.approx(replicates.std(ddof=1))
     assert isinstance(table, pd.DataFrame)
+
+
+def test_report_section_caption_says_a_degenerate_fit_was_passed_over():
+    """The HTML report's caption (report_sections, reading the summary tables as written to
+    CSV) names the passed-over fits, as the LaTeX caption does: the count travels in the
+    classification table."""
+    config, ds, data, fits, masks = tiny_study()
+    config = {**config, "bootstrap": {"n_boot": 4, "chunks": 1}}
+    job = design.MaskJob("air", "none", 0.0, 0)
+    X_obs = _observed(data, masks, job)
+    first = selected.selected_cell(ds, job, "bic", X_obs)
+    flagged = ds.copy(deep=True)
+    where = {**job.labels, "method": "em", "model": first["model"]}
+    flagged["fit_degenerate"].loc[{**where, "n_components": first["n_components"]}] = True
+    cell = selected.selected_cell(flagged, job, "bic")  # the stored flag alone is enough
+    assert cell["degenerate_passed"] == 1 and cell["value"] > first["value"]
+    names = data["air"]["feature_names"].tolist()
+    part = selected.bootstrap_chunk(X_obs, names, cell, job, 0, config)
+    summary = selected.summarise([part], [job], {job: (X_obs, names)}, flagged, "bic")
+    table = pd.read_csv(io.StringIO(summary["table"].to_csv(index=False)))
+    classes = pd.read_csv(io.StringIO(summary["classification"].to_csv(index=False)))
+    sections = selected.report_sections(table, classes, {"air": job}, {"air": "f.png"}, "bic")
+    caption = sections[0][2]
+    assert "1 fit(s) with a lower BIC had a degenerate component" in caption
+    assert f"the {cell['model']} model with K = {cell['n_components']}" in caption

@@ -357,7 +357,9 @@ def summarise(parts, jobs, observed, ds, criterion="bic", level=0.95) -> dict:
         X_obs, _ = observed[job]
         cell = selected_cell(ds, job, criterion, X_obs)
         cells[job] = cell
-        classes.append(classification_table(X_obs, cell, job))
+        sizes = classification_table(X_obs, cell, job)
+        sizes["degenerate_passed"] = int(cell["degenerate_passed"])  # for the report's caption
+        classes.append(sizes)
     return {
         "conditions": conditions,
         "table": pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(),
@@ -438,6 +440,8 @@ def report_sections(table, classes, report_jobs: dict, figures: dict, criterion:
             "n_components": int(first["n_components"]),
             "criterion": criterion,
         }
+        if "degenerate_passed" in sizes and not sizes.empty:
+            cell["degenerate_passed"] = int(sizes["degenerate_passed"].iloc[0])
         overall = float(sizes["overall_mean_uncertainty"].iloc[0]) if not sizes.empty else np.nan
         caption = (
             report_caption(job, cell, chosen)
