@@ -419,3 +419,35 @@ def test_empty_tables_use_no_deprecated_pandas_upcast():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         delta.empty_tables("no missing value")
+
+
+def test_selected_k_passes_over_degenerate_refits(monkeypatch):
+    """In each imputation the K chosen by BIC follows select_mixture's rule: a refit with a
+    degenerate component (em_lib.selection.degenerate, here made to flag every K = 2 refit)
+    is passed over while another K is not degenerate; when every K is flagged, the lowest
+    BIC stands."""
+    X = two_clusters_with_missing()
+    arguments = {
+        "variables": [1],
+        "deltas": [0.0],
+        "n_components": [2, 3],
+        "covariance_type": "full",
+        "settings": SETTINGS,
+        "n_draws": 3,
+        "n_init": 1,
+        "random_state": 0,
+    }
+    table, _ = delta.delta_adjustment(X, mar_reference(X), **arguments)
+    assert int(table["selected_k"].iloc[0]) == 2
+    calls = []
+
+    def flag_two(weights, covariances, covariance_type, covariance, n_rows):
+        calls.append(len(weights))
+        return len(weights) == 2
+
+    monkeypatch.setattr(delta, "degenerate", flag_two)
+    table, _ = delta.delta_adjustment(X, mar_reference(X), **arguments)
+    assert int(table["selected_k"].iloc[0]) == 3 and sorted(set(calls)) == [2, 3]
+    monkeypatch.setattr(delta, "degenerate", lambda *args: True)
+    table, _ = delta.delta_adjustment(X, mar_reference(X), **arguments)
+    assert int(table["selected_k"].iloc[0]) == 2

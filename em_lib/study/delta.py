@@ -55,7 +55,9 @@ MAR model puts them, and the analysis is repeated over a grid of ``delta``:
 7. Tipping point (:func:`tipping_point`), on each side of 0, linear interpolation between
    grid points; with ``a = (1 - level) / 2``:
 
-   * ``selected_k``: K0 is the K BIC selects in most imputations at delta = 0. The tipping
+   * ``selected_k``: K0 is the K BIC selects in most imputations at delta = 0 (in each
+     imputation, refits with a degenerate component are passed over while another K is not
+     degenerate: the rule of :func:`em_lib.selection.lowest_usable`). The tipping
      point is the delta at which half the imputations select another K; its interval runs
      from the delta at which a share ``a`` of them do to the one at which ``1 - a`` do (the
      spread of the conclusion over imputations).
@@ -88,6 +90,7 @@ from em_lib.numerics.covariance import any_to_full, from_full
 from em_lib.numerics.criteria import information_criteria, n_parameters
 from em_lib.numerics.fitting import MixtureSettings, fit_mixture
 from em_lib.numerics.gaussian import impute_mixture
+from em_lib.selection import data_covariance, degenerate
 from em_lib.study.seeds import seed_sequence
 
 CONCLUSIONS = ("selected_k", "weight_above")
@@ -438,6 +441,7 @@ def delta_adjustment(
     means = np.full((n_delta, n_imp, ref_k, n_features), np.nan)
     variances = np.full((n_delta, n_imp, ref_k, n_features), np.nan)
     bic = np.full((n_delta, n_imp, len(grid)), np.nan)
+    spurious = np.zeros(bic.shape, dtype=bool)  # refits with a degenerate component
     at_zero = int(np.flatnonzero(deltas == 0)[0])
     for draw in range(n_imp):
         previous, at_origin = {}, {}
@@ -446,6 +450,7 @@ def delta_adjustment(
             if index == at_zero - 1:
                 previous = at_origin
             shifted = completions[draw] + deltas[index] * shift
+            covariance = data_covariance(shifted) if len(grid) > 1 else None
             for position, k in enumerate(grid):
                 starts = []
                 if k in starts_by_k:
@@ -461,6 +466,10 @@ def delta_adjustment(
                 bic[index, draw, position] = information_criteria(
                     fit.log_likelihood, n_params, n_rows
                 )["bic"]
+                if covariance is not None:
+                    spurious[index, draw, position] = degenerate(
+                        fit.weights, fit.covariances, covariance_type, covariance, n_rows
+                    )
                 if k == ref_k:
                     order = match_components(ref_means / unit, fit.means / unit)
                     full = any_to_full(fit.covariances[None], covariance_type, k, n_features)[0]
@@ -488,7 +497,12 @@ def delta_adjustment(
 
     tail = (1.0 - level) / 2.0
     if conclusion == "selected_k":
-        chosen = np.asarray(grid)[np.argmin(np.where(np.isnan(bic), np.inf, bic), axis=2)]
+        # the rule of em_lib.selection.lowest_usable: a refit with a degenerate component is
+        # passed over while another K of the same imputation and delta is not degenerate
+        score = np.where(np.isnan(bic), np.inf, bic)
+        clean = np.isfinite(score) & ~spurious
+        score = np.where(spurious & clean.any(axis=2, keepdims=True), np.inf, score)
+        chosen = np.asarray(grid)[np.argmin(score, axis=2)]
         modes = np.array([_mode(row, ref_k) for row in chosen])
         k0 = int(modes[at_zero])
         shares = {f"share_K{k}": (chosen == k).mean(axis=1) for k in grid}
