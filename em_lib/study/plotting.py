@@ -610,7 +610,9 @@ def delta_figure(
     shares = sorted((c for c in table.columns if c.startswith("share_K")), key=lambda c: int(c[7:]))
     quantity = str(tipping["quantity"].iloc[0])
     others = [c for c in shares if not quantity.endswith(f"K = {c[7:]}")]
-    palette = OKABE_ITO[2:]  # a K grid longer than the palette repeats it in another dash
+    # a K grid longer than the palette repeats it in another dash; black is left to the
+    # conclusion's own (dark) line
+    palette = [colour for colour in OKABE_ITO[2:] if colour != "#000000"]
     share_styles = {
         column: {
             "color": palette[i % len(palette)],
@@ -633,7 +635,7 @@ def delta_figure(
     axes[2].axhline(tipping["threshold"].iloc[0], color="0.4", ls=":", lw=1)
     _band_limits(axes[1], table, f"mean_{feature}")
     axes[0].set_ylabel("component weight")
-    axes[1].set_ylabel(f"component mean of {name} (data units)")
+    axes[1].set_ylabel(textwrap.fill(f"component mean of {name} (data units)", 28))
     axes[2].set_ylabel("share of imputations" if shares else textwrap.fill(quantity, 30))
     for ax in axes:
         ax.set_xlabel(f"shift delta ({units} of observed)")
