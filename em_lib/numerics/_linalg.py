@@ -24,6 +24,27 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 @numba.njit(cache=True, boundscheck=False, error_model="numpy", nogil=True)
+def _lower_cholesky(A, L):
+    """The lower Cholesky factor of ``A`` (d, d) into ``L`` (its lower triangle; only ``A``'s
+    lower triangle is read); False, ``L`` incomplete, when a pivot is not positive."""
+    d = A.shape[0]
+    for j in range(d):
+        pivot = A[j, j]
+        for k in range(j):
+            pivot -= L[j, k] * L[j, k]
+        if not pivot > 0.0:
+            return False
+        diagonal = np.sqrt(pivot)
+        L[j, j] = diagonal
+        for i in range(j + 1, d):
+            value = A[i, j]
+            for k in range(j):
+                value -= L[i, k] * L[j, k]
+            L[i, j] = value / diagonal
+    return True
+
+
+@numba.njit(cache=True, boundscheck=False, error_model="numpy", nogil=True)
 def weight_matrix_triangular(log_weights, means, prec_chol, out):
     """``W`` of :func:`~em_lib.numerics.covariance.estep_weight_matrix` for full or tied
     factors: ``prec_chol`` (I, K, d, d) upper triangular, or (I, 1, d, d) shared by the K
@@ -96,21 +117,7 @@ def pack_log_cholesky(matrices, out):
     L = np.empty((d, d))
     for m in range(n_matrices):
         A = matrices[m]
-        good = True
-        for j in range(d):
-            pivot = A[j, j]
-            for k in range(j):
-                pivot -= L[j, k] * L[j, k]
-            if not pivot > 0.0:
-                good = False
-                break
-            diagonal = np.sqrt(pivot)
-            L[j, j] = diagonal
-            for i in range(j + 1, d):
-                value = A[i, j]
-                for k in range(j):
-                    value -= L[i, k] * L[j, k]
-                L[i, j] = value / diagonal
+        good = _lower_cholesky(A, L)
         position = 0
         for i in range(d):
             for j in range(i + 1):
@@ -222,20 +229,7 @@ def precision_factors(matrices, factors, ok):
                 if not np.isfinite(A[i, j]):
                     good = False
         if good:
-            for j in range(d):
-                pivot = A[j, j]
-                for k in range(j):
-                    pivot -= L[j, k] * L[j, k]
-                if not pivot > 0.0:
-                    good = False
-                    break
-                diagonal = np.sqrt(pivot)
-                L[j, j] = diagonal
-                for i in range(j + 1, d):
-                    value = A[i, j]
-                    for k in range(j):
-                        value -= L[i, k] * L[j, k]
-                    L[i, j] = value / diagonal
+            good = _lower_cholesky(A, L)
         U[:, :] = 0.0
         if good:  # (L^-1)^T by forward substitution, written transposed
             for j in range(d):
