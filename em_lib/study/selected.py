@@ -76,8 +76,8 @@ def selected_cell(ds, job: MaskJob, criterion="bic", X_obs=None) -> dict | None:
     set's own columns) and the criterion's value; None when no fit succeeded.
 
     Fits with a degenerate component (:func:`em_lib.selection.degenerate`: ``fit_degenerate``
-    of the aggregate, and with the mask's data ``X_obs`` also checked here) are passed over
-    while another fit is usable (:func:`em_lib.selection.lowest_usable`, the rule of
+    of the aggregate; for results written before that flag, checked here on the mask's data
+    ``X_obs`` when given) are passed over while another fit is usable (:func:`em_lib.selection.lowest_usable`, the rule of
     :func:`em_lib.select_mixture`); ``degenerate_passed`` counts them."""
     labels = job.labels
     cell = ds.sel({**labels, "method": "em"})  # a dict: "method" is also a keyword of sel
@@ -90,11 +90,11 @@ def selected_cell(ds, job: MaskJob, criterion="bic", X_obs=None) -> dict | None:
     from em_lib.selection import lowest_usable
 
     columns = ds["has_feature"].sel(dataset=labels["dataset"]).values
-    flags = np.zeros(scores.shape, dtype=bool)
+    flags = None
     if "fit_degenerate" in cell:  # flagged by the fit job, on the rows it fitted
-        flags |= cell["fit_degenerate"].sel(model=models).values.astype(bool)
-    if X_obs is not None:
-        flags |= _degenerate_cells(cell, scores, columns, X_obs)
+        flags = cell["fit_degenerate"].sel(model=models).values.astype(bool)
+    elif X_obs is not None:  # results written before the flag existed
+        flags = _degenerate_cells(cell, scores, columns, X_obs)
     flat, passed = lowest_usable(scores.values, flags)
     model_index, k_index = np.unravel_index(flat, scores.shape)
     model = str(scores["model"].values[model_index])
@@ -125,8 +125,9 @@ def _degenerate_cells(cell, scores, columns, X_obs):
                 continue
             fit = cell.sel(model=model, n_components=k)
             covariances = fit["covariances"].values[:k][:, columns][:, :, columns]
+            typed = from_full(covariances[None], str(model), fit["weights"].values[None, :k])[0]
             flags[i, j] = degenerate(
-                fit["weights"].values[:k], covariances, "full", covariance, observed.sum()
+                fit["weights"].values[:k], typed, str(model), covariance, observed.sum()
             )
     return flags
 
