@@ -294,15 +294,13 @@ def polish_em(
             hopeless = usable & ~done & (reach < leader - 1e-9 * (1 + abs(leader)))
             # a start that has run into the solution of a better start (running or
             # converged) adds nothing either: the better start stands for that optimum
-            near = None
             for position, start in enumerate(active):
                 if not usable[position] or done[position] or hopeless[position]:
                     continue
-                if near is None:  # the matching's necessary condition, all pairs at once
-                    near = _near_pairs(best["weights"], best["means"] / scale)
-                better = np.flatnonzero(
-                    ~pruned & (best_objective > best_objective[start]) & near[start]
-                )
+                better = ~pruned & (best_objective > best_objective[start])
+                if better.any():  # the matching's necessary condition, every partner at once
+                    better &= _near(best["weights"], best["means"] / scale, start)
+                better = np.flatnonzero(better)
                 hopeless[position] = any(
                     _same_optimum(best, start, other, scale) for other in better
                 )
@@ -401,16 +399,14 @@ def _expand(mask, like):
     return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
 
 
-def _near_pairs(weights, scaled_means):
-    """(I, I) bool: whether every component of start i has one of start j within
+def _near(weights, scaled_means, start):
+    """(I,) bool: whether every component of ``start`` has one of start j within
     ``SAME_SOLUTION_TOLERANCE`` in weight and in every scaled mean coordinate, and the
     reverse (necessary for :func:`~em_lib.numerics.starts.same_solution`)."""
-    gap = np.abs(scaled_means[:, None, :, None, :] - scaled_means[None, :, None, :, :])
-    close = gap.max(axis=-1) < SAME_SOLUTION_TOLERANCE
-    close &= np.abs(weights[:, None, :, None] - weights[None, :, None, :]) < (
-        SAME_SOLUTION_TOLERANCE
-    )
-    return close.any(axis=3).all(axis=2) & close.any(axis=2).all(axis=2)
+    gap = np.abs(scaled_means[start][None, :, None, :] - scaled_means[:, None, :, :])
+    close = gap.max(axis=-1) < SAME_SOLUTION_TOLERANCE  # (I, own component, j's component)
+    close &= np.abs(weights[start][None, :, None] - weights[:, None, :]) < (SAME_SOLUTION_TOLERANCE)
+    return close.any(axis=2).all(axis=1) & close.any(axis=1).all(axis=1)
 
 
 def _same_optimum(best, start, other, scale):
