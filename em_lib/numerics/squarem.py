@@ -30,7 +30,7 @@ from .gaussian import PreparedData, run_estep, start_weights
 from .mixture_em import MixtureFit, mstep
 from .monitor import EMMonitor
 from .prior import ConjugatePrior, log_prior_density
-from .starts import SAME_SOLUTION_TOLERANCE, same_solution
+from .starts import SAME_SOLUTION_TOLERANCE, components_close, same_solution
 
 
 def to_vector(weights, means, covariances, covariance_type):
@@ -299,7 +299,14 @@ def polish_em(
                     continue
                 better = ~pruned & (best_objective > best_objective[start])
                 if better.any():  # the matching's necessary condition, every partner at once
-                    better &= _near(best["weights"], best["means"] / scale, start)
+                    scaled = best["means"] / scale
+                    better &= components_close(
+                        best["weights"][start],
+                        scaled[start],
+                        best["weights"],
+                        scaled,
+                        SAME_SOLUTION_TOLERANCE,
+                    )
                 better = np.flatnonzero(better)
                 hopeless[position] = any(
                     _same_optimum(best, start, other, scale) for other in better
@@ -397,16 +404,6 @@ def _given_evaluation(evaluated, center, covariance_type):
 
 def _expand(mask, like):
     return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
-
-
-def _near(weights, scaled_means, start):
-    """(I,) bool: whether every component of ``start`` has one of start j within
-    ``SAME_SOLUTION_TOLERANCE`` in weight and in every scaled mean coordinate, and the
-    reverse (necessary for :func:`~em_lib.numerics.starts.same_solution`)."""
-    gap = np.abs(scaled_means[start][None, :, None, :] - scaled_means[:, None, :, :])
-    close = gap.max(axis=-1) < SAME_SOLUTION_TOLERANCE  # (I, own component, j's component)
-    close &= np.abs(weights[start][None, :, None] - weights[:, None, :]) < (SAME_SOLUTION_TOLERANCE)
-    return close.any(axis=2).all(axis=1) & close.any(axis=1).all(axis=1)
 
 
 def _same_optimum(best, start, other, scale):

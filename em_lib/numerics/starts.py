@@ -121,18 +121,26 @@ def as_generator(random_state) -> np.random.Generator:
     )
 
 
+def components_close(weights_a, scaled_a, weights_b, scaled_b, tolerance):
+    """Necessary for :func:`same_solution`, against many mixtures at once: whether every
+    component of mixture a (``weights_a`` (K,), ``scaled_a`` (K, d), means in units of the
+    scale) has one of mixture j (``weights_b`` (J, K), ``scaled_b`` (J, K, d)) within
+    ``tolerance`` in weight and in every mean coordinate, and the reverse. Returns (J,)."""
+    gap = np.abs(scaled_a[None, :, None, :] - scaled_b[:, None, :, :]).max(axis=-1)
+    close = gap < tolerance  # (J, a's component, j's component)
+    close &= np.abs(weights_a[None, :, None] - weights_b[:, None, :]) < tolerance
+    return close.any(axis=2).all(axis=1) & close.any(axis=1).all(axis=1)
+
+
 def same_solution(weights_a, means_a, weights_b, means_b, scale, tolerance):
     """Whether two mixtures sit at the same solution up to component order: after matching
     components (em_lib's one component matching, :func:`em_lib.metrics.match_components`, on
     the means in units of ``scale``), every mean coordinate and every weight within
     ``tolerance``."""
     scaled_a, scaled_b = means_a / scale, means_b / scale
-    # a cheap necessary condition first: every component of each has one of the other
-    # within the tolerance in every scaled mean coordinate and in weight (most pairs of
-    # distinct solutions fail it, and skip the matching)
-    gap = np.abs(scaled_a[:, None, :] - scaled_b[None, :, :]).max(axis=-1)
-    close = (gap < tolerance) & (np.abs(weights_a[:, None] - weights_b[None, :]) < tolerance)
-    if not (close.any(axis=1).all() and close.any(axis=0).all()):
+    # a cheap necessary condition first (most pairs of distinct solutions fail it, and skip
+    # the matching)
+    if not components_close(weights_a, scaled_a, weights_b[None], scaled_b[None], tolerance)[0]:
         return False
     from em_lib.metrics import match_components
 
