@@ -90,7 +90,7 @@ from em_lib.numerics.covariance import any_to_full, from_full
 from em_lib.numerics.criteria import information_criteria, n_parameters
 from em_lib.numerics.fitting import MixtureSettings, fit_mixture
 from em_lib.numerics.gaussian import impute_mixture
-from em_lib.selection import data_covariance, degenerate
+from em_lib.selection import data_covariance, degenerate, lowest_usable
 from em_lib.study.seeds import seed_sequence
 
 CONCLUSIONS = ("selected_k", "weight_above")
@@ -221,8 +221,6 @@ def reference_model(ds, target, criterion="bic"):
     fitted ``em`` model on the target mask with the lowest ``criterion`` (among those
     without a degenerate component when one exists: :func:`em_lib.selection.lowest_usable`),
     in the data set's own columns; None when no such model was fitted."""
-    from em_lib.selection import lowest_usable
-
     chosen = _cell(ds, target)
     scores = chosen[f"fit_{criterion}"].where(~chosen["fit_failed"])
     grid = [k for k in target["n_components"] if k in chosen["n_components"].values.tolist()]
@@ -497,12 +495,13 @@ def delta_adjustment(
 
     tail = (1.0 - level) / 2.0
     if conclusion == "selected_k":
-        # the rule of em_lib.selection.lowest_usable: a refit with a degenerate component is
-        # passed over while another K of the same imputation and delta is not degenerate
-        score = np.where(np.isnan(bic), np.inf, bic)
-        clean = np.isfinite(score) & ~spurious
-        score = np.where(spurious & clean.any(axis=2, keepdims=True), np.inf, score)
-        chosen = np.asarray(grid)[np.argmin(score, axis=2)]
+        # per imputation and delta, a refit with a degenerate component is passed over while
+        # another K is not degenerate (none finite: the grid's first K, as argmin gave)
+        picks = [
+            [max(lowest_usable(bic[i, j], spurious[i, j])[0], 0) for j in range(n_imp)]
+            for i in range(n_delta)
+        ]
+        chosen = np.asarray(grid)[np.asarray(picks, dtype=int)]
         modes = np.array([_mode(row, ref_k) for row in chosen])
         k0 = int(modes[at_zero])
         shares = {f"share_K{k}": (chosen == k).mean(axis=1) for k in grid}

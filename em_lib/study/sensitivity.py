@@ -341,15 +341,15 @@ def _selected(fits: pd.DataFrame, criterion: str) -> pd.DataFrame:
     """The K each cell's criterion selects: the rule of
     :func:`em_lib.selection.lowest_usable` (lowest criterion among the fits without a
     degenerate component when a cell has one, else the lowest)."""
+    from em_lib.selection import lowest_usable
+
     keys = _cell_dims(fits, drop=("n_components",))
     valid = fits[~fits["failed"].astype(bool) & np.isfinite(fits[criterion].astype(float))]
-    score = valid[criterion].astype(float)
-    if "degenerate" in valid:
-        flagged = valid["degenerate"].astype(bool)
-        clean = (~flagged).groupby([valid[key] for key in keys], sort=False).transform("any")
-        score = score.where(~(flagged & clean), np.inf)
-    index = score.groupby([valid[key] for key in keys], sort=False).idxmin()
-    return valid.loc[index.to_numpy(), [*keys, "n_components"]].reset_index(drop=True)
+    rows = []
+    for _, cell in valid.groupby(keys, sort=False):
+        flags = cell["degenerate"].to_numpy(bool) if "degenerate" in cell else None
+        rows.append(cell.index[lowest_usable(cell[criterion].to_numpy(float), flags)[0]])
+    return valid.loc[rows, [*keys, "n_components"]].reset_index(drop=True)
 
 
 def selection_table(fits: pd.DataFrame, criteria: Sequence[str] = CRITERIA) -> pd.DataFrame:
