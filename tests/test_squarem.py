@@ -125,3 +125,98 @@ def test_pruning_stops_duplicates_and_hopeless_starts_without_changing_the_best(
     # pruned starts only ever stop below the best
     best = pruned.objective.max()
     assert np.all(pruned.objective[pruned.settings["pruned"]] <= best)
+
+
+def _both_loops(monkeypatch, *args, **kwargs):
+    import em_lib.numerics.squarem as squarem
+
+    compiled = polish_em(*args, **kwargs)
+    monkeypatch.setattr(squarem, "COMPILED_CYCLES", False)
+    plain = polish_em(*args, **kwargs)
+    monkeypatch.setattr(squarem, "COMPILED_CYCLES", True)
+    return compiled, plain
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("prune", [False, True])
+def test_compiled_cycles_take_the_numpy_loops_path(monkeypatch, covariance_type, weighted, prune):
+    """The compiled cycles (complete data, no prior) evaluate the same points in the same
+    order as the numpy loop: over the first cycles, the same evaluation counts, traces,
+    verdicts and parameters, to round-off (one start's matrix products instead of the
+    batch's). Over hundreds of evaluations on a flat ridge that round-off grows to ~1e-8
+    relative and can decide which of two starts at one optimum is pruned; the whole runs
+    are compared by their result below."""
+    X = load_dataset("old_faithful").X
+    loose = _loose_starts(X, 4, covariance_type, n_init=8)
+    # starts at distinct points: which of two starts at one optimum is pruned is decided by
+    # objectives equal to round-off
+    keep = [0]
+    for start in range(1, 8):
+        gaps = np.abs(loose.objective[keep] - loose.objective[start])
+        if np.all(gaps > 1e-6 * abs(loose.objective[start])):
+            keep.append(start)
+    assert len(keep) >= 3
+    rng = np.random.default_rng(3)
+    weights = rng.integers(0, 4, size=len(X)).astype(float) if weighted else None
+    args = (X, loose.weights[keep], loose.means[keep], loose.covariances[keep], covariance_type)
+    compiled, plain = _both_loops(
+        monkeypatch, *args, tol=1e-10, max_iter=14, prune=prune, sample_weight=weights
+    )
+    assert compiled.settings["compiled"] and not plain.settings["compiled"]
+    assert compiled.n_iter.max() >= 10  # several extrapolation cycles ran
+    np.testing.assert_array_equal(compiled.n_iter, plain.n_iter)
+    np.testing.assert_array_equal(compiled.converged, plain.converged)
+    np.testing.assert_array_equal(compiled.settings["pruned"], plain.settings["pruned"])
+    np.testing.assert_allclose(compiled.trace, plain.trace, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(compiled.log_likelihood, plain.log_likelihood, rtol=1e-12)
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_allclose(
+            getattr(compiled, name), getattr(plain, name), rtol=1e-9, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dataset,k", [("old_faithful", 4), ("iris", 5)])
+def test_compiled_cycles_reach_the_numpy_loops_optimum(monkeypatch, dataset, k, covariance_type):
+    X = load_dataset(dataset).X
+    loose = _loose_starts(X, k, covariance_type, n_init=6)
+    args = (X, loose.weights, loose.means, loose.covariances, covariance_type)
+    compiled, plain = _both_loops(monkeypatch, *args, tol=1e-10, max_iter=3000)
+    best, reference = compiled.objective.max(), plain.objective.max()
+    assert best == pytest.approx(reference, rel=1e-8)
+    assert compiled.converged[np.argmax(compiled.objective)]
+    assert not compiled.failed.any()
+
+
+def test_compiled_cycles_keep_the_best_finite_parameters_of_a_collapsing_start(monkeypatch):
+    """A start driven onto a repeated point: the compiled cycles stop it where the numpy
+    loop does, with the same finite, non-collapsed parameters."""
+    rng = np.random.default_rng(2)
+    X = np.vstack(
+        [
+            rng.normal(size=(60, 2)),
+            np.repeat([[6.0, 6.0]], 4, axis=0) + 1e-9 * rng.normal(size=(4, 2)),
+        ]
+    )
+    weights = np.array([[0.9, 0.1]])
+    means = np.array([[[0.0, 0.0], [6.0, 6.0]]])
+    covariances = np.array([[np.eye(2), 0.5 * np.eye(2)]])
+    compiled, plain = _both_loops(
+        monkeypatch,
+        X,
+        weights,
+        means,
+        covariances,
+        "full",
+        tol=1e-10,
+        max_iter=200,
+        reg_covar=0.0,
+        prune=False,
+    )
+    assert compiled.settings["compiled"]
+    np.testing.assert_array_equal(compiled.n_iter, plain.n_iter)
+    np.testing.assert_array_equal(compiled.failed, plain.failed)
+    np.testing.assert_allclose(compiled.log_likelihood, plain.log_likelihood, rtol=1e-9)
+    assert np.isfinite(compiled.covariances).all()
+    assert np.linalg.eigvalsh(compiled.covariances).min() > 1e-12 * X.var(axis=0).min()

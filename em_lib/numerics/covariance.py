@@ -135,7 +135,10 @@ def precision_cholesky(covariances: np.ndarray, covariance_type: str):
     return prec, positive.all(axis=axes)
 
 
-def collapsed_starts(prec_chol, covariance_type, feature_variances, relative=1e-12):
+COLLAPSE_RELATIVE = 1e-12
+
+
+def collapsed_starts(prec_chol, covariance_type, feature_variances, relative=COLLAPSE_RELATIVE):
     """Starts with a component variance below ``relative`` times the data's variance.
 
     The squared diagonal of the covariance's Cholesky factor (``1 / diag(U)^2``) is each

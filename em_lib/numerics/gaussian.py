@@ -183,6 +183,18 @@ class CompleteDataEngine:
             return self._phi
         return second_order_features(self.X, self.layout)
 
+    def cached_features(self) -> np.ndarray | None:
+        """The feature matrix ``phi(X)`` if it is kept between iterations, else None."""
+        return self._phi
+
+    def block_rows(self, n_outputs=None) -> int:
+        """Rows per block for ``n_outputs`` (start, component) columns (see :meth:`_blocks`)."""
+        size = self.block_size
+        if n_outputs:
+            smallest = min(size, MIN_BLOCK_ROWS)
+            size = max(smallest, size * BLOCK_REFERENCE_COLUMNS // n_outputs)
+        return size
+
     def _blocks(self, n_outputs=None):
         """Blocks of rows: a block holds about ``block_size * BLOCK_REFERENCE_COLUMNS``
         values of the (start, component) x rows block: more rows when few columns are active
@@ -191,10 +203,7 @@ class CompleteDataEngine:
         that stays in cache between the passes over it is about 20 % faster at 600 columns
         than one of ``block_size`` rows)."""
         n = self.X.shape[0]
-        size = self.block_size
-        if n_outputs:
-            smallest = min(size, MIN_BLOCK_ROWS)
-            size = max(smallest, size * BLOCK_REFERENCE_COLUMNS // n_outputs)
+        size = self.block_rows(n_outputs)
         buffer = None
         for start in range(0, n, size):
             stop = min(start + size, n)

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .covariance import collapsed_starts, precision_cholesky
-from .gaussian import PreparedData, run_estep, start_weights
+from .covariance import COLLAPSE_RELATIVE, collapsed_starts, precision_cholesky
+from .gaussian import CompleteDataEngine, PreparedData, run_estep, start_weights
 from .mixture_em import MixtureFit, mstep
 from .monitor import EMMonitor
 from .prior import ConjugatePrior, log_prior_density
@@ -37,45 +37,42 @@ def to_vector(weights, means, covariances, covariance_type):
     """(I, P) unconstrained coordinates: log-weights, means, and the covariances' log-variances
     (diag, spherical) or lower Cholesky factors with the diagonal on the log scale (full, tied;
     NaN for a covariance that is not positive definite)."""
-    n_init = weights.shape[0]
-    with np.errstate(divide="ignore"):
-        parts = [np.log(weights), means.reshape(n_init, -1)]
-    if covariance_type in ("full", "tied"):
-        from ._linalg import pack_log_cholesky
+    from ._polish import TYPE_CODES, vectors
 
-        d = covariances.shape[-1]
-        matrices = np.ascontiguousarray(covariances, dtype=float).reshape(-1, d, d)
-        packed = np.empty((matrices.shape[0], d * (d + 1) // 2))
-        pack_log_cholesky(matrices, packed)
-        parts.append(packed.reshape(n_init, -1))
+    weights = np.ascontiguousarray(weights, dtype=float)
+    n_init, n_comp = weights.shape
+    means = np.ascontiguousarray(means, dtype=float)
+    d = means.shape[-1]
+    flat = np.ascontiguousarray(covariances, dtype=float).reshape(n_init, -1)
+    if covariance_type in ("full", "tied"):
+        size = flat.shape[1] // (d * d) * (d * (d + 1) // 2)
     else:
-        parts.append(np.log(covariances).reshape(n_init, -1))
-    return np.concatenate(parts, axis=1)
+        size = flat.shape[1]
+    out = np.empty((n_init, n_comp + n_comp * d + size))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vectors(TYPE_CODES[covariance_type], weights, means, flat, out)
+    return out
 
 
 def from_vector(vector, n_comp, d, covariance_type):
     """Weights, means and covariances from the coordinates of :func:`to_vector`."""
-    n_init = vector.shape[0]
-    log_w = vector[:, :n_comp]
-    log_w = log_w - log_w.max(axis=1, keepdims=True)
-    with np.errstate(under="ignore", invalid="ignore"):
-        weights = np.exp(log_w)
-    weights /= weights.sum(axis=1, keepdims=True)
-    means = vector[:, n_comp : n_comp + n_comp * d].reshape(n_init, n_comp, d)
-    rest = vector[:, n_comp + n_comp * d :]
-    if covariance_type in ("full", "tied"):
-        from ._linalg import unpack_log_cholesky
+    from ._polish import TYPE_CODES, parameters
 
-        shape = (n_init, n_comp) if covariance_type == "full" else (n_init,)
-        values = np.ascontiguousarray(rest).reshape(-1, d * (d + 1) // 2)
-        covariances = np.empty((values.shape[0], d, d))
-        with np.errstate(over="ignore", invalid="ignore"):  # wild proposals are rejected later
-            unpack_log_cholesky(values, covariances)
-        covariances = covariances.reshape(shape + (d, d))
-    else:
-        shape = (n_init, n_comp, d) if covariance_type == "diag" else (n_init, n_comp)
-        with np.errstate(over="ignore"):
-            covariances = np.exp(rest).reshape(shape)
+    vector = np.ascontiguousarray(vector, dtype=float)
+    n_init = vector.shape[0]
+    shape = {
+        "full": (n_init, n_comp, d, d),
+        "tied": (n_init, d, d),
+        "diag": (n_init, n_comp, d),
+        "spherical": (n_init, n_comp),
+    }[covariance_type]
+    weights = np.empty((n_init, n_comp))
+    means = np.empty((n_init, n_comp, d))
+    covariances = np.empty(shape)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        parameters(
+            TYPE_CODES[covariance_type], vector, weights, means, covariances.reshape(n_init, -1)
+        )
     return weights, means, covariances
 
 
@@ -89,6 +86,9 @@ PRUNE_RATE = 0.999
 # lattice: EM maps of the slowest polished start per fit -49 % with this rule, -30 % when every
 # rejection backtracks once).
 BACKTRACK_FROM = 16.0
+# run the cycles of complete-data fits without a prior compiled (:mod:`em_lib.numerics._polish`);
+# False runs every fit through the numpy loop (the tests compare the two)
+COMPILED_CYCLES = True
 ROUNDOFF = 1e-12  # relative: objectives closer than this count as equal
 
 
@@ -188,24 +188,207 @@ def polish_em(
     if prepared is None or prepared.covariance_type != covariance_type:
         shared = sample_weight if np.ndim(sample_weight) == 1 else None
         prepared = PreparedData(X, covariance_type, sample_weight=shared)
-    engine, center = prepared.engine, prepared.center
     row_weights, n = prepared.rows(sample_weight)
     if prune and np.ndim(row_weights) == 2:
         raise ValueError("starts with their own row weights cannot be pruned against each other")
+    n_init = np.shape(weights)[0]
+    polish = _Polish(
+        covariance_type,
+        prepared,
+        row_weights,
+        n,
+        EMMonitor(n_init, max_iter, tol=tol, tol_type="relative", n_samples=n),
+        tol,
+        max_iter,
+        prune,
+    )
+    starts = (
+        np.array(weights, dtype=float),
+        np.array(means, dtype=float) - prepared.center,
+        np.array(covariances, dtype=float),
+    )
+    compiled = (
+        COMPILED_CYCLES
+        and prior is None
+        and evaluated is None
+        and np.ndim(row_weights) < 2
+        and isinstance(prepared.engine, CompleteDataEngine)
+        and prepared.engine.cached_features() is not None
+    )
+    if compiled:
+        _compiled_loop(polish, starts, reg_covar)
+    else:
+        _numpy_loop(polish, starts, reg_covar, prior, evaluated)
+    monitor, best = polish.monitor, polish.best
+    means_out = best["means"] + prepared.center
+    prec_out, _ = precision_cholesky(best["covariances"], covariance_type)
+    unusable = np.flatnonzero(~np.isfinite(polish.best_objective) & ~monitor.failed)
+    monitor.fail(unusable, "no finite, non-collapsed parameters while polishing")
+    failed = monitor.failed
+    return MixtureFit(
+        covariance_type=covariance_type,
+        weights=best["weights"],
+        means=means_out,
+        covariances=best["covariances"],
+        precisions_cholesky=prec_out,
+        log_likelihood=np.where(failed, -np.inf, polish.best_loglik),
+        log_prior=polish.best_log_prior,
+        **monitor.results(),
+        n_samples=n,
+        settings={
+            "tol": tol,
+            "tol_type": "relative",
+            "max_iter": max_iter,
+            "reg_covar": reg_covar,
+            "prior": prior is not None,
+            "missing_data": prepared.missing,
+            "accelerated": "SQUAREM-S3",
+            "compiled": compiled,
+            "pruned": polish.pruned,
+        },
+    )
+
+
+class _Polish:
+    """What both loops of :func:`polish_em` share: the per-start best parameters and
+    objectives, the monitor, and the rule that decides after each cycle's two EM maps which
+    starts go on (the convergence test and the pruning)."""
+
+    def __init__(self, covariance_type, prepared, row_weights, n, monitor, tol, max_iter, prune):
+        self.covariance_type = covariance_type
+        self.prepared = prepared
+        self.row_weights = row_weights
+        self.n = n
+        self.monitor = monitor
+        self.tol = tol
+        self.max_iter = max_iter
+        self.prune = prune
+        n_init = monitor.n_iter.shape[0]
+        self.best: dict[str, np.ndarray] = {}
+        self.best_objective = np.full(n_init, -np.inf)
+        self.best_loglik = np.full(n_init, -np.inf)
+        self.best_log_prior = np.zeros(n_init)
+        self.pruned = np.zeros(n_init, dtype=bool)
+        self.scale = np.sqrt(prepared.feature_variances) + 1e-300
+
+    def go_on(self, active, obj0, obj1, usable):
+        """Mask over ``active`` of the starts that take another cycle, given the objectives
+        of the cycle's two EM maps (``obj0`` of the point, ``obj1`` of its map) and whether
+        both were usable; marks the converged and the pruned ones."""
+        monitor, best_objective = self.monitor, self.best_objective
+        with np.errstate(invalid="ignore"):
+            size = self.n if np.ndim(self.n) == 0 else self.n[active]
+            new_mean, old_mean = obj1 / size, obj0 / size
+            done = usable & (np.abs(new_mean - old_mean) < self.tol * (1.0 + np.abs(new_mean)))
+        monitor.mark_converged(active[done])
+        if self.prune:
+            # a start that even an EM rate of ``PRUNE_RATE`` could not lift to the leader
+            # (remaining gain <= step gain / (1 - rate)) is left where it is
+            leader = best_objective.max()
+            with np.errstate(invalid="ignore"):
+                reach = best_objective[active] + np.maximum(obj1 - obj0, 0.0) / (1 - PRUNE_RATE)
+            hopeless = usable & ~done & (reach < leader - 1e-9 * (1 + abs(leader)))
+            # a start that has run into the solution of a better start (running or
+            # converged) adds nothing either: the better start stands for that optimum
+            best, scale = self.best, self.scale
+            for position, start in enumerate(active):
+                if not usable[position] or done[position] or hopeless[position]:
+                    continue
+                better = ~self.pruned & (best_objective > best_objective[start])
+                if better.any():  # the matching's necessary condition, every partner at once
+                    scaled = best["means"] / scale
+                    better &= components_close(
+                        best["weights"][start],
+                        scaled[start],
+                        best["weights"],
+                        scaled,
+                        SAME_SOLUTION_TOLERANCE,
+                    )
+                better = np.flatnonzero(better)
+                hopeless[position] = any(
+                    _same_optimum(best, start, other, scale) for other in better
+                )
+            self.pruned[active[hopeless]] = True
+            done |= hopeless
+        # a start whose next EM step is unusable (not finite, collapsed) stops here and
+        # keeps its best evaluated parameters
+        return usable & ~done & (monitor.n_iter[active] + 1 < self.max_iter)
+
+
+def _compiled_loop(polish: _Polish, starts, reg_covar):
+    """The SQUAREM cycles of :mod:`em_lib.numerics._polish` (complete data, no prior, rows
+    weighted alike for every start), one compiled call per cycle of every running start."""
+    from ._polish import TYPE_CODES, cycles
+
+    covariance_type, prepared = polish.covariance_type, polish.prepared
+    engine = prepared.engine
+    weights, means, covariances = starts
+    n_init, n_comp, d = means.shape
+    flat = np.ascontiguousarray(covariances).reshape(n_init, -1)
+    states = tuple((weights.copy(), means.copy(), flat.copy()) for _ in range(3))
+    best = (weights.copy(), means.copy(), flat.copy(), polish.best_objective)
+    polish.best = {"weights": best[0], "means": best[1]}
+    variances = prepared.feature_variances
+    floor = COLLAPSE_RELATIVE * (
+        np.array([variances.mean()]) if covariance_type == "spherical" else variances
+    )
+    row_weights = polish.row_weights
+    row_weights = (
+        np.empty((0, 0))
+        if row_weights is None
+        else np.ascontiguousarray(row_weights, dtype=float).reshape(1, -1)
+    )
+    phi = engine.cached_features()
+    block = engine.block_rows(n_comp)
+    results = (np.empty(n_init), np.empty(n_init), np.zeros(n_init, bool), np.zeros(n_init, bool))
+    log = np.empty((n_init, 4))
+    active = np.arange(n_init)
+    extrapolate = False
+    while active.size:
+        counts = cycles(
+            TYPE_CODES[covariance_type],
+            phi,
+            row_weights,
+            block,
+            float(reg_covar),
+            floor,
+            ROUNDOFF,
+            BACKTRACK_FROM,
+            active,
+            extrapolate,
+            states,
+            best,
+            polish.best_loglik,
+            results,
+            log,
+        )
+        for column in range(int(counts.max())):
+            starts_in = active[counts > column]
+            polish.monitor.record(starts_in, log[starts_in, column])
+        obj0, obj1 = results[0][active], results[1][active]
+        usable = results[2][active] & results[3][active] & np.isfinite(obj0) & np.isfinite(obj1)
+        go = polish.go_on(active, obj0, obj1, usable)
+        active = active[go]
+        extrapolate = True
+    polish.best["covariances"] = best[2].reshape(covariances.shape)
+
+
+def _numpy_loop(polish: _Polish, starts, reg_covar, prior, evaluated):
+    """The SQUAREM cycles in numpy, every running start's EM map one batched call (missing
+    data, a prior, rows weighted differently per start)."""
+    covariance_type, prepared = polish.covariance_type, polish.prepared
+    engine, center = prepared.engine, prepared.center
+    row_weights = polish.row_weights
     prior_c = prior.shifted(center) if prior is not None else None
     feature_variances = prepared.feature_variances
-    scale = np.sqrt(feature_variances) + 1e-300
-    weights = np.array(weights, dtype=float)
-    means = np.array(means, dtype=float) - center
-    covariances = np.array(covariances, dtype=float)
+    weights, means, covariances = starts
     n_init, n_comp, d = means.shape
-
-    best = {"weights": weights.copy(), "means": means.copy(), "covariances": covariances.copy()}
-    best_objective = np.full(n_init, -np.inf)
-    best_loglik = np.full(n_init, -np.inf)
-    best_log_prior = np.zeros(n_init)
-    monitor = EMMonitor(n_init, max_iter, tol=tol, tol_type="relative", n_samples=n)
-    pruned = np.zeros(n_init, dtype=bool)
+    monitor = polish.monitor
+    best = polish.best
+    best.update(weights=weights.copy(), means=means.copy(), covariances=covariances.copy())
+    best_objective = polish.best_objective
+    best_loglik = polish.best_loglik
+    best_log_prior = polish.best_log_prior
 
     def evaluate(index, w, mu, cov, factors=None, record=True):
         """One EM map for starts ``index``: objective of the input (-inf where the input is
@@ -280,42 +463,7 @@ def polish_em(
             obj0, step1, ok1, prec1 = evaluate(active, w0, mu0, cov0, factors0)
         obj1, step2, ok2, prec2 = evaluate(active, *step1, factors=(prec1, ok1))
         usable = ok1 & ok2 & np.isfinite(obj0) & np.isfinite(obj1)
-        with np.errstate(invalid="ignore"):
-            size = n if np.ndim(n) == 0 else n[active]
-            new_mean, old_mean = obj1 / size, obj0 / size
-            done = usable & (np.abs(new_mean - old_mean) < tol * (1.0 + np.abs(new_mean)))
-        monitor.mark_converged(active[done])
-        if prune:
-            # a start that even an EM rate of ``PRUNE_RATE`` could not lift to the leader
-            # (remaining gain <= step gain / (1 - rate)) is left where it is
-            leader = best_objective.max()
-            with np.errstate(invalid="ignore"):
-                reach = best_objective[active] + np.maximum(obj1 - obj0, 0.0) / (1 - PRUNE_RATE)
-            hopeless = usable & ~done & (reach < leader - 1e-9 * (1 + abs(leader)))
-            # a start that has run into the solution of a better start (running or
-            # converged) adds nothing either: the better start stands for that optimum
-            for position, start in enumerate(active):
-                if not usable[position] or done[position] or hopeless[position]:
-                    continue
-                better = ~pruned & (best_objective > best_objective[start])
-                if better.any():  # the matching's necessary condition, every partner at once
-                    scaled = best["means"] / scale
-                    better &= components_close(
-                        best["weights"][start],
-                        scaled[start],
-                        best["weights"],
-                        scaled,
-                        SAME_SOLUTION_TOLERANCE,
-                    )
-                better = np.flatnonzero(better)
-                hopeless[position] = any(
-                    _same_optimum(best, start, other, scale) for other in better
-                )
-            pruned[active[hopeless]] = True
-            done |= hopeless
-        # a start whose next EM step is unusable (not finite, collapsed) stops here and
-        # keeps its best evaluated parameters
-        go = usable & ~done & (monitor.n_iter[active] + 1 < max_iter)
+        go = polish.go_on(active, obj0, obj1, usable)
         if not go.any():
             break
         index = active[go]
@@ -363,33 +511,6 @@ def polish_em(
         current_factors[0][index] = np.where(_expand(accept, prec_p), prec_p, prec2[go])
         current_factors[1][index] = np.where(accept, ok_p, ok2[go])
         active = index
-
-    means_out = best["means"] + center
-    prec_out, _ = precision_cholesky(best["covariances"], covariance_type)
-    unusable = np.flatnonzero(~np.isfinite(best_objective) & ~monitor.failed)
-    monitor.fail(unusable, "no finite, non-collapsed parameters while polishing")
-    failed = monitor.failed
-    return MixtureFit(
-        covariance_type=covariance_type,
-        weights=best["weights"],
-        means=means_out,
-        covariances=best["covariances"],
-        precisions_cholesky=prec_out,
-        log_likelihood=np.where(failed, -np.inf, best_loglik),
-        log_prior=best_log_prior,
-        **monitor.results(),
-        n_samples=n,
-        settings={
-            "tol": tol,
-            "tol_type": "relative",
-            "max_iter": max_iter,
-            "reg_covar": reg_covar,
-            "prior": prior is not None,
-            "missing_data": prepared.missing,
-            "accelerated": "SQUAREM-S3",
-            "pruned": pruned,
-        },
-    )
 
 
 def _given_evaluation(evaluated, center, covariance_type):
