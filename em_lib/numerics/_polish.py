@@ -159,100 +159,176 @@ def _factors(code, weights, means, cov, floor, prec):
 
 
 @numba.njit(**_JIT)
-def em_map(code, phi, row_weights, block, reg_covar, floor, weights, means, cov, out):
-    """One EM map of one start on the feature matrix ``phi`` (n, P) of the centred data.
+def em_maps(code, phi, row_weights, block, reg_covar, floor, params, out):
+    """One EM map of each of M starts on the feature matrix ``phi`` (n, P) of the centred
+    data, the usable ones in one batch (one ``W^T phi^T`` and one ``phi^T R`` per block of
+    ``block(columns)`` rows, as the engine's E-step).
 
-    ``row_weights``: (0, 0) for none or (1, n); ``block``: rows per pass; ``floor``: the
-    collapse thresholds. ``out`` = (weights, means, cov) receives the M-step's output, or a
-    copy of the input when the input cannot be evaluated. Returns the input's log-likelihood
-    (-inf when the input cannot be evaluated or it is not finite) and whether the output can
-    be evaluated next.
+    ``params`` = (weights (M, K), means (M, K, d), flat covariances (M, C)); ``out`` the
+    same for the M-step's output (a copy of the input for a start that cannot be evaluated);
+    ``row_weights``: (0, 0) for none or (1, n); ``block``: rows per block for each number of
+    columns (array indexed by columns); ``floor``: the collapse thresholds. Returns each
+    input's log-likelihood (-inf when it cannot be evaluated or is not finite) and whether
+    each output can be evaluated next.
     """
+    weights, means, cov = params
     w_out, mu_out, cov_out = out
-    n_comp, d = means.shape
+    n_starts, n_comp, d = means.shape
     prec = np.empty_like(cov)
-    if not _factors(code, weights, means, cov, floor, prec):
-        w_out[:] = weights
-        mu_out[:, :] = means
-        cov_out[:] = cov
-        return -np.inf, False
+    usable = np.zeros(n_starts, dtype=np.bool_)
+    for j in range(n_starts):
+        usable[j] = _factors(code, weights[j], means[j], cov[j], floor, prec[j])
+    objective = np.full(n_starts, -np.inf)
+    good = np.zeros(n_starts, dtype=np.bool_)
+    picks = np.flatnonzero(usable)
+    for j in range(n_starts):
+        if not usable[j]:
+            w_out[j] = weights[j]
+            mu_out[j] = means[j]
+            cov_out[j] = cov[j]
+    m = picks.size
+    if m == 0:
+        return objective, good
     n, n_columns = phi.shape
-    W = np.empty((n_columns, n_comp))
-    log_weights = np.log(weights).reshape((1, n_comp))
-    means_1 = np.ascontiguousarray(means).reshape((1, n_comp, d))
+    log_weights = np.empty((m, n_comp))
+    centres = np.empty((m, n_comp, d))
+    factors = np.empty((m, cov.shape[1]))
+    for q in range(m):
+        j = picks[q]
+        log_weights[q] = np.log(weights[j])
+        centres[q] = means[j]
+        factors[q] = prec[j]
+    W = np.empty((n_columns, m * n_comp))
     if code == FULL or code == TIED:
-        m = _n_matrices(code, n_comp)
-        weight_matrix_triangular(log_weights, means_1, prec.reshape((1, m, d, d)), W)
+        n_mat = _n_matrices(code, n_comp)
+        weight_matrix_triangular(log_weights, centres, factors.reshape((m, n_mat, d, d)), W)
     else:
         width = _n_variances(code, d)
         spherical = code == SPHERICAL
-        weight_matrix_diagonal(log_weights, means_1, prec.reshape((1, n_comp, width)), spherical, W)
+        weight_matrix_diagonal(
+            log_weights, centres, factors.reshape((m, n_comp, width)), spherical, W
+        )
     W_t = np.ascontiguousarray(W.T)
-    acc = np.zeros((n_columns, n_comp))
-    loglik = np.zeros(1)
+    acc = np.zeros((n_columns, m * n_comp))
+    loglik = np.zeros(m)
     index = np.zeros(1, dtype=np.int64)
-    for start in range(0, n, block):
-        stop = min(start + block, n)
+    rows_per_block = block[min(m * n_comp, block.size - 1)]
+    for start in range(0, n, rows_per_block):
+        stop = min(start + rows_per_block, n)
         rows = phi[start:stop]
         weighted_t = np.dot(W_t, rows.T)
-        log_norm = np.empty((1, stop - start))
-        normalise_block(weighted_t, 1, n_comp, True, log_norm, row_weights, index, start, loglik)
+        log_norm = np.empty((m, stop - start))
+        normalise_block(weighted_t, m, n_comp, True, log_norm, row_weights, index, start, loglik)
         acc += np.dot(rows.T, weighted_t.T)
-    nk = np.empty((1, n_comp))
-    first = np.empty((1, n_comp, d))
-    for k in range(n_comp):
-        nk[0, k] = acc[0, k] + PAD
-        for a in range(d):
-            first[0, k, a] = acc[1 + a, k]
-    w_1 = w_out.reshape((1, n_comp))
-    mu_1 = mu_out.reshape((1, n_comp, d))
-    if code == FULL or code == TIED:
-        second = np.empty((1, n_comp, d, d))
+    nk = np.empty((m, n_comp))
+    first = np.empty((m, n_comp, d))
+    for q in range(m):
         for k in range(n_comp):
-            position = 1 + d
+            column = q * n_comp + k
+            nk[q, k] = acc[0, column] + PAD
             for a in range(d):
-                for b in range(a, d):
-                    second[0, k, a, b] = acc[position, k]
-                    second[0, k, b, a] = acc[position, k]
-                    position += 1
-        m = _n_matrices(code, n_comp)
-        mstep_triangular(nk, first, second, reg_covar, w_1, mu_1, cov_out.reshape((1, m, d, d)))
+                first[q, k, a] = acc[1 + a, column]
+    w_new = np.empty((m, n_comp))
+    mu_new = np.empty((m, n_comp, d))
+    cov_new = np.empty((m, cov.shape[1]))
+    if code == FULL or code == TIED:
+        second = np.empty((m, n_comp, d, d))
+        for q in range(m):
+            for k in range(n_comp):
+                column = q * n_comp + k
+                position = 1 + d
+                for a in range(d):
+                    for b in range(a, d):
+                        second[q, k, a, b] = acc[position, column]
+                        second[q, k, b, a] = acc[position, column]
+                        position += 1
+        n_mat = _n_matrices(code, n_comp)
+        mstep_triangular(
+            nk, first, second, reg_covar, w_new, mu_new, cov_new.reshape((m, n_mat, d, d))
+        )
     else:
         width = _n_variances(code, d)
-        second = np.empty((1, n_comp, width))
+        second = np.empty((m, n_comp, width))
+        for q in range(m):
+            for k in range(n_comp):
+                for a in range(width):
+                    second[q, k, a] = acc[1 + d + a, q * n_comp + k]
+        mstep_diagonal(
+            nk, first, second, reg_covar, w_new, mu_new, cov_new.reshape((m, n_comp, width))
+        )
+    scratch = np.empty(cov.shape[1])
+    for q in range(m):
+        j = picks[q]
+        w_out[j] = w_new[q]
+        mu_out[j] = mu_new[q]
+        cov_out[j] = cov_new[q]
+        finite = True
         for k in range(n_comp):
-            for a in range(width):
-                second[0, k, a] = acc[1 + d + a, k]
-        mstep_diagonal(nk, first, second, reg_covar, w_1, mu_1, cov_out.reshape((1, n_comp, width)))
-    good = True
-    for k in range(n_comp):
-        if not np.isfinite(w_out[k]):
-            good = False
-    good = _factors(code, w_out, mu_out, cov_out, floor, prec) and good
-    value = loglik[0]
-    return (value if np.isfinite(value) else -np.inf), good
+            if not np.isfinite(w_new[q, k]):
+                finite = False
+        good[j] = _factors(code, w_new[q], mu_new[q], cov_new[q], floor, scratch) and finite
+        value = loglik[q]
+        objective[j] = value if np.isfinite(value) else -np.inf
+    return objective, good
 
 
 # ---------------------------------------------------------------------------------------------
-# one SQUAREM cycle of each start
+# one SQUAREM cycle of every running start
 # ---------------------------------------------------------------------------------------------
 
 
 @numba.njit(**_JIT)
-def _record(objective, loglik, start, params, best, roundoff):
-    """The input ``params`` of an evaluation become the start's best unless its objective is
-    worse than the best beyond round-off (see ``polish_em``)."""
+def _gather(source, index):
+    """Copies of the rows ``index`` of a parameter triple."""
+    weights, means, cov = source
+    return weights[index], means[index], cov[index]
+
+
+@numba.njit(**_JIT)
+def _record(objective, index, params, best, best_loglik, roundoff):
+    """The evaluated inputs ``params`` (rows for the starts ``index``) become their start's
+    best unless their objective is worse than the best beyond round-off (see
+    ``polish_em``)."""
     best_w, best_mu, best_cov, best_objective = best
-    previous = best_objective[start]
-    floor = previous - roundoff * (1.0 + abs(previous))
-    if not np.isfinite(floor):
-        floor = -np.inf
-    if np.isfinite(objective) and objective >= floor:
-        best_w[start] = params[0]
-        best_mu[start] = params[1]
-        best_cov[start] = params[2]
-        best_objective[start] = objective
-        loglik[start] = objective
+    for q in range(index.size):
+        i = index[q]
+        previous = best_objective[i]
+        floor = previous - roundoff * (1.0 + abs(previous))
+        if not np.isfinite(floor):
+            floor = -np.inf
+        value = objective[q]
+        if np.isfinite(value) and value >= floor:
+            best_w[i] = params[0][q]
+            best_mu[i] = params[1][q]
+            best_cov[i] = params[2][q]
+            best_objective[i] = value
+            best_loglik[i] = value
+
+
+@numba.njit(**_JIT)
+def _log(index, best_objective, log, counts, positions):
+    """Each start at ``positions`` of ``index`` logs its best objective after an evaluation."""
+    for q in range(positions.size):
+        p = positions[q]
+        log[index[p], counts[p]] = best_objective[index[p]]
+        counts[p] += 1
+
+
+@numba.njit(**_JIT)
+def _extrapolated(t0, t1, t2, alpha):
+    """S3's point ``t0 - 2 a r + a^2 v`` per row (``r = t1 - t0``, ``v = t2 - 2 t1 + t0``)
+    and whether each is finite."""
+    out = np.empty_like(t0)
+    finite = np.ones(t0.shape[0], dtype=np.bool_)
+    for q in range(t0.shape[0]):
+        a = alpha[q]
+        for p in range(t0.shape[1]):
+            r = t1[q, p] - t0[q, p]
+            v = t2[q, p] - t1[q, p] - r
+            out[q, p] = t0[q, p] - 2.0 * a * r + a * a * v
+            if not np.isfinite(out[q, p]):
+                finite[q] = False
+    return out, finite
 
 
 @numba.njit(**_JIT)
@@ -273,12 +349,12 @@ def cycles(
     results,
     log,
 ):
-    """One cycle of each start in ``index``.
+    """One cycle of every start in ``index``, each stage one batched EM map.
 
     ``states`` = (current, step1, step2): parameter triples (weights (I, K), means (I, K, d),
-    flat covariances (I, C)) of the point the start is at, its EM map and that map's. With
+    flat covariances (I, C)) of the point a start is at, its EM map and that map's. With
     ``extrapolate`` the cycle first extrapolates from the three (scheme S3 with the step
-    back of ``BACKTRACK_FROM``), evaluates the proposal and moves ``current`` to the
+    back of ``BACKTRACK_FROM``), evaluates the proposals and moves ``current`` to a
     proposal's EM map if its objective is at least the second map's, else to the second
     map. Every cycle then evaluates ``current`` (recorded as the best when it is) and its
     map (recorded likewise). ``results`` (objective0, objective1, ok1, ok2) receive, per
@@ -289,88 +365,95 @@ def cycles(
     current, step1, step2 = states
     objective0, objective1, ok1, ok2 = results
     best_objective = best[3]
+    m = index.size
     n_comp, d = current[1].shape[1], current[1].shape[2]
-    size = n_comp + n_comp * d + current[2].shape[1]
+    width = current[2].shape[1]
+    size = n_comp + n_comp * d + width
     if code == FULL or code == TIED:
-        m = _n_matrices(code, n_comp)
-        size = n_comp + n_comp * d + m * d * (d + 1) // 2
-    counts = np.zeros(index.size, dtype=np.int64)
-    t0 = np.empty(size)
-    t1 = np.empty(size)
-    t2 = np.empty(size)
-    proposal = np.empty(size)
-    trial = (np.empty(n_comp), np.empty((n_comp, d)), np.empty(current[2].shape[1]))
-    mapped = (np.empty(n_comp), np.empty((n_comp, d)), np.empty(current[2].shape[1]))
-    for position in range(index.size):
-        i = index[position]
-        count = 0
-        if extrapolate:
-            vector_of(code, current[0][i], current[1][i], current[2][i], t0)
-            vector_of(code, step1[0][i], step1[1][i], step1[2][i], t1)
-            vector_of(code, step2[0][i], step2[1][i], step2[2][i], t2)
-            r_norm = 0.0
-            v_norm = 0.0
-            for p in range(size):
-                r = t1[p] - t0[p]
-                v = t2[p] - t1[p] - r
-                r_norm += r * r
-                v_norm += v * v
-            alpha = -np.sqrt(r_norm) / np.sqrt(v_norm) if v_norm > 0 else -1.0
-            alpha = min(alpha, -1.0)
-            attempts = 2 if alpha < -backtrack_from else 1
-            accepted = False
-            for attempt in range(attempts):
-                if attempt == 1:
-                    alpha = (alpha - 1.0) / 2.0
-                finite = True
+        size = n_comp + n_comp * d + _n_matrices(code, n_comp) * d * (d + 1) // 2
+    counts = np.zeros(m, dtype=np.int64)
+    t = np.empty((3, m, size))
+    alpha = np.full(m, -1.0)
+    accept = np.zeros(m, dtype=np.bool_)
+    chosen = (np.empty((m, n_comp)), np.empty((m, n_comp, d)), np.empty((m, width)))
+    rows = np.arange(m)
+    steps = alpha
+    finite = np.ones(m, dtype=np.bool_)
+    point = _gather(current, index)
+    mapped = point
+    # stages: 0 the proposals, 1 the steps back, 2 the EM map of the point, 3 that map's
+    # map; the EM map has one call site (each call site is compiled in full)
+    for stage in range(4):
+        if stage < 2 and not extrapolate:
+            continue
+        if stage == 0:
+            for source in range(3):
+                params = _gather(states[source], index)
+                vectors(code, params[0], params[1], params[2], t[source])
+            for q in range(m):
+                r_norm = 0.0
+                v_norm = 0.0
                 for p in range(size):
-                    r = t1[p] - t0[p]
-                    v = t2[p] - t1[p] - r
-                    proposal[p] = t0[p] - 2.0 * alpha * r + alpha * alpha * v
-                    if not np.isfinite(proposal[p]):
-                        finite = False
-                parameters_of(code, proposal, trial[0], trial[1], trial[2])
-                value, good = em_map(
-                    code,
-                    phi,
-                    row_weights,
-                    block,
-                    reg_covar,
-                    floor,
-                    trial[0],
-                    trial[1],
-                    trial[2],
-                    mapped,
-                )
-                log[i, count] = best_objective[i]
-                count += 1
-                if finite and good and np.isfinite(value) and value >= objective1[i]:
-                    accepted = True
-                    break
-            if accepted:
-                current[0][i] = mapped[0]
-                current[1][i] = mapped[1]
-                current[2][i] = mapped[2]
+                    r = t[1, q, p] - t[0, q, p]
+                    v = t[2, q, p] - t[1, q, p] - r
+                    r_norm += r * r
+                    v_norm += v * v
+                value = -np.sqrt(r_norm) / np.sqrt(v_norm) if v_norm > 0 else -1.0
+                alpha[q] = min(value, -1.0)
+            rows = np.arange(m)
+            steps = alpha
+        elif stage == 1:
+            rows = np.flatnonzero(~accept & (alpha < -backtrack_from))
+            if rows.size == 0:
+                continue
+            steps = (alpha[rows] - 1.0) / 2.0  # one step back toward the plain EM step
+        elif stage == 2:
+            if extrapolate:  # the cycle's point: an accepted proposal's map, or F(F(t))
+                for q in range(m):
+                    i = index[q]
+                    if accept[q]:
+                        current[0][i] = chosen[0][q]
+                        current[1][i] = chosen[1][q]
+                        current[2][i] = chosen[2][q]
+                    else:
+                        current[0][i] = step2[0][i]
+                        current[1][i] = step2[1][i]
+                        current[2][i] = step2[2][i]
+            rows = np.arange(m)
+            point = _gather(current, index)
+        else:
+            point = mapped
+        if stage < 2:
+            proposal, finite = _extrapolated(t[0][rows], t[1][rows], t[2][rows], steps)
+            point = (
+                np.empty((rows.size, n_comp)),
+                np.empty((rows.size, n_comp, d)),
+                np.empty((rows.size, width)),
+            )
+            parameters(code, proposal, point[0], point[1], point[2])
+        mapped = (np.empty_like(point[0]), np.empty_like(point[1]), np.empty_like(point[2]))
+        value, good = em_maps(code, phi, row_weights, block, reg_covar, floor, point, mapped)
+        if stage >= 2:  # the point is an EM step's output (or the start): a candidate
+            _record(value, index, point, best, best_loglik, roundoff)
+        _log(index, best_objective, log, counts, rows)
+        if stage < 2:
+            for r in range(rows.size):
+                q = rows[r]
+                ok = finite[r] and good[r] and np.isfinite(value[r])
+                if ok and value[r] >= objective1[index[q]]:
+                    accept[q] = True
+                    chosen[0][q] = mapped[0][r]
+                    chosen[1][q] = mapped[1][r]
+                    chosen[2][q] = mapped[2][r]
+            continue
+        target = step1 if stage == 2 else step2
+        for q in range(m):
+            i = index[q]
+            target[0][i] = mapped[0][q]
+            target[1][i] = mapped[1][q]
+            target[2][i] = mapped[2][q]
+            if stage == 2:
+                objective0[i], ok1[i] = value[q], good[q]
             else:
-                current[0][i] = step2[0][i]
-                current[1][i] = step2[1][i]
-                current[2][i] = step2[2][i]
-        params = (current[0][i], current[1][i], current[2][i])
-        out = (step1[0][i], step1[1][i], step1[2][i])
-        value, good = em_map(
-            code, phi, row_weights, block, reg_covar, floor, params[0], params[1], params[2], out
-        )
-        _record(value, best_loglik, i, params, best, roundoff)
-        log[i, count] = best_objective[i]
-        count += 1
-        objective0[i], ok1[i] = value, good
-        out2 = (step2[0][i], step2[1][i], step2[2][i])
-        value, good = em_map(
-            code, phi, row_weights, block, reg_covar, floor, out[0], out[1], out[2], out2
-        )
-        _record(value, best_loglik, i, out, best, roundoff)
-        log[i, count] = best_objective[i]
-        count += 1
-        objective1[i], ok2[i] = value, good
-        counts[position] = count
+                objective1[i], ok2[i] = value[q], good[q]
     return counts

@@ -339,7 +339,8 @@ def _compiled_loop(polish: _Polish, starts, reg_covar):
         else np.ascontiguousarray(row_weights, dtype=float).reshape(1, -1)
     )
     phi = engine.cached_features()
-    block = engine.block_rows(n_comp)
+    # rows per block for each number of (start, component) columns, as the engine's E-step
+    block = np.array([engine.block_rows(max(columns, 1)) for columns in range(n_init * n_comp + 1)])
     results = (np.empty(n_init), np.empty(n_init), np.zeros(n_init, bool), np.zeros(n_init, bool))
     log = np.empty((n_init, 4))
     active = np.arange(n_init)
