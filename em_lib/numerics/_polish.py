@@ -1,19 +1,25 @@
 """Compiled SQUAREM cycles for polishing complete-data mixture fits.
 
-:func:`~em_lib.numerics.squarem.polish_em` spends most of a polish at a few hundred rows in
+:func:`~em_lib.numerics.squarem.polish_em` spent most of a polish at a few hundred rows in
 Python: each EM map is a dozen numpy calls of microseconds of arithmetic each, and each SQUAREM
 cycle (two EM maps, an extrapolation, a proposal's EM map and sometimes a step back) another
 few dozen. For complete data without a prior (the defaults of ``GaussianMixture`` and
-``select_mixture``) one call here runs a whole cycle of one start: the same EM map as
-:class:`~em_lib.numerics.gaussian.CompleteDataEngine` (the weight matrix, ``W^T phi^T``, the
-compiled normalisation, ``phi^T R``, scikit-learn's M-step; the kernels of
+``select_mixture``) one call here runs a whole cycle of every running start, each stage (the
+proposals, the steps back, the point's EM map, that map's map) one batched EM map like
+:class:`~em_lib.numerics.gaussian.CompleteDataEngine`'s (the weight matrix, ``W^T phi^T`` per
+block of rows, the compiled normalisation, ``phi^T R``, scikit-learn's M-step; the kernels of
 :mod:`~em_lib.numerics._linalg` and :mod:`~em_lib.numerics._normalise` themselves) and the
 same S3 extrapolation in the coordinates of :func:`~em_lib.numerics.squarem.to_vector`. The
 driver in :mod:`~em_lib.numerics.squarem` keeps the convergence test, the pruning and the
-monitor, so the rules exist once.
+monitor, so those rules exist once.
 
 Covariances travel flat, one row per start: ``K d d`` values (full), ``d d`` (tied), ``K d``
 (diag) or ``K`` (spherical).
+
+numba compiles these functions, with the kernels they call, on first use (about 25 s) and
+caches them on disk. Its cache of a function is keyed on the function's own file: after an
+edit of ``_linalg.py`` or ``_normalise.py`` during development, delete this module's cache
+files (``__pycache__/_polish*.nb*``) so that the cycles are compiled with the new kernels.
 """
 
 from __future__ import annotations
@@ -37,6 +43,33 @@ TYPE_CODES = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": SPHERICAL}
 PAD = 10 * np.finfo(float).eps  # the M-step's padding of the component weights
 
 _JIT = {"cache": True, "boundscheck": False, "error_model": "numpy", "nogil": True}
+
+
+def compiled_inputs(prepared, row_weights, prior, n_columns):
+    """The arguments of :func:`em_maps` but the parameters, ``(code, phi, row_weights,
+    block, floor)``, for up to ``n_columns`` (start, component) columns; None where the
+    compiled map does not apply (missing data, a prior, rows weighted per start, a feature
+    matrix too large to keep)."""
+    from .covariance import COLLAPSE_RELATIVE
+    from .gaussian import CompleteDataEngine
+
+    engine = prepared.engine
+    if prior is not None or np.ndim(row_weights) == 2:
+        return None
+    if not isinstance(engine, CompleteDataEngine) or engine.cached_features() is None:
+        return None
+    covariance_type = prepared.covariance_type
+    variances = prepared.feature_variances
+    floor = COLLAPSE_RELATIVE * (
+        np.array([variances.mean()]) if covariance_type == "spherical" else variances
+    )
+    if row_weights is None:
+        row_weights = np.empty((0, 0))
+    else:
+        row_weights = np.ascontiguousarray(row_weights, dtype=float).reshape(1, -1)
+    # rows per block for each number of columns, as the engine's E-step
+    block = np.array([engine.block_rows(max(columns, 1)) for columns in range(n_columns + 1)])
+    return TYPE_CODES[covariance_type], engine.cached_features(), row_weights, block, floor
 
 
 @numba.njit(**_JIT)

@@ -27,6 +27,9 @@ from .prior import ConjugatePrior, log_prior_density, map_update
 from .starts import EMRecord
 
 EPS = np.finfo(float).eps
+# complete data without a prior: each iteration one compiled batched EM map
+# (:func:`em_lib.numerics._polish.em_maps`); False runs the numpy steps (the tests compare them)
+COMPILED_MAPS = True
 
 
 @dataclass(kw_only=True)
@@ -178,31 +181,40 @@ def fit_mixture_em(
             row_weights=start_weights(row_weights, index),
         )
 
-    for _ in range(max_iter):
-        index = monitor.active_index()
-        if index.size == 0:
-            break
-        result = estep(index, want_stats=True)
-        total = result["loglik"] + log_prior_of(
-            index, means[index], covariances[index], prec_chol[index]
-        )
-        finite = monitor.observe(index, total)
-        stats = tuple(part[finite] for part in result["stats"])
-        idx = index[finite]
-        new_w, new_mu, new_cov = mstep(stats, covariance_type, reg_covar, prior_c)
-        new_pc, new_ok = precision_cholesky(new_cov, covariance_type)
-        finite_params = (
-            np.isfinite(new_mu).all(axis=(1, 2))
-            & np.isfinite(new_w).all(axis=1)
-            & np.isfinite(new_cov.reshape(len(idx), -1)).all(axis=1)
-        )
-        new_ok &= finite_params
-        new_ok &= ~collapsed_starts(new_pc, covariance_type, feature_variances)
-        monitor.advance(
-            idx,
-            new_ok,
-            ((weights, new_w), (means, new_mu), (covariances, new_cov), (prec_chol, new_pc)),
-        )
+    inputs = None
+    if COMPILED_MAPS:
+        from ._polish import compiled_inputs
+
+        inputs = compiled_inputs(prepared, row_weights, prior, weights.size)
+    if inputs is not None:
+        _compiled_iterations(monitor, inputs, (weights, means, covariances), reg_covar)
+        prec_chol, _ = precision_cholesky(covariances, covariance_type)
+    else:
+        for _ in range(max_iter):
+            index = monitor.active_index()
+            if index.size == 0:
+                break
+            result = estep(index, want_stats=True)
+            total = result["loglik"] + log_prior_of(
+                index, means[index], covariances[index], prec_chol[index]
+            )
+            finite = monitor.observe(index, total)
+            stats = tuple(part[finite] for part in result["stats"])
+            idx = index[finite]
+            new_w, new_mu, new_cov = mstep(stats, covariance_type, reg_covar, prior_c)
+            new_pc, new_ok = precision_cholesky(new_cov, covariance_type)
+            finite_params = (
+                np.isfinite(new_mu).all(axis=(1, 2))
+                & np.isfinite(new_w).all(axis=1)
+                & np.isfinite(new_cov.reshape(len(idx), -1)).all(axis=1)
+            )
+            new_ok &= finite_params
+            new_ok &= ~collapsed_starts(new_pc, covariance_type, feature_variances)
+            monitor.advance(
+                idx,
+                new_ok,
+                ((weights, new_w), (means, new_mu), (covariances, new_cov), (prec_chol, new_pc)),
+            )
 
     # final pass: the objective of the parameters actually returned
     valid = np.flatnonzero(ok)
@@ -234,3 +246,31 @@ def fit_mixture_em(
         n_samples=n_samples,
         settings=settings,
     )
+
+
+def _compiled_iterations(monitor, inputs, parameters, reg_covar):
+    """The EM iterations of :func:`fit_mixture_em` with one compiled batched EM map of the
+    active starts each (:func:`~em_lib.numerics._polish.em_maps`: the same E-step, M-step
+    and checks as the numpy steps); ``parameters`` (weights, centred means, covariances) are
+    updated in place."""
+    from ._polish import em_maps
+
+    code, phi, row_weights, block, floor = inputs
+    weights, means, covariances = parameters
+    flat = covariances.reshape(weights.shape[0], -1)  # a view: updates reach ``covariances``
+    for _ in range(monitor.trace.shape[1]):
+        index = monitor.active_index()
+        if index.size == 0:
+            break
+        point = (weights[index], means[index], flat[index])
+        mapped = tuple(np.empty_like(part) for part in point)
+        objective, good = em_maps(code, phi, row_weights, block, reg_covar, floor, point, mapped)
+        finite = monitor.observe(index, objective)
+        monitor.advance(
+            index[finite],
+            good[finite],
+            tuple(
+                (target, part[finite])
+                for target, part in zip(parameters[:2] + (flat,), mapped, strict=True)
+            ),
+        )

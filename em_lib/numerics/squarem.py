@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .covariance import COLLAPSE_RELATIVE, collapsed_starts, precision_cholesky
-from .gaussian import CompleteDataEngine, PreparedData, run_estep, start_weights
+from .covariance import collapsed_starts, precision_cholesky
+from .gaussian import PreparedData, run_estep, start_weights
 from .mixture_em import MixtureFit, mstep
 from .monitor import EMMonitor
 from .prior import ConjugatePrior, log_prior_density
@@ -207,16 +207,15 @@ def polish_em(
         np.array(means, dtype=float) - prepared.center,
         np.array(covariances, dtype=float),
     )
-    compiled = (
-        COMPILED_CYCLES
-        and prior is None
-        and evaluated is None
-        and np.ndim(row_weights) < 2
-        and isinstance(prepared.engine, CompleteDataEngine)
-        and prepared.engine.cached_features() is not None
-    )
+    inputs = None
+    if COMPILED_CYCLES and evaluated is None:
+        from ._polish import compiled_inputs
+
+        n_columns = starts[1].shape[0] * starts[1].shape[1]
+        inputs = compiled_inputs(prepared, row_weights, prior, n_columns)
+    compiled = inputs is not None
     if compiled:
-        _compiled_loop(polish, starts, reg_covar)
+        _compiled_loop(polish, starts, reg_covar, inputs)
     else:
         _numpy_loop(polish, starts, reg_covar, prior, evaluated)
     monitor, best = polish.monitor, polish.best
@@ -315,39 +314,26 @@ class _Polish:
         return usable & ~done & (monitor.n_iter[active] + 1 < self.max_iter)
 
 
-def _compiled_loop(polish: _Polish, starts, reg_covar):
+def _compiled_loop(polish: _Polish, starts, reg_covar, inputs):
     """The SQUAREM cycles of :mod:`em_lib.numerics._polish` (complete data, no prior, rows
-    weighted alike for every start), one compiled call per cycle of every running start."""
-    from ._polish import TYPE_CODES, cycles
+    weighted alike for every start), one compiled call per cycle of every running start;
+    ``inputs``: :func:`~em_lib.numerics._polish.compiled_inputs`."""
+    from ._polish import cycles
 
-    covariance_type, prepared = polish.covariance_type, polish.prepared
-    engine = prepared.engine
+    code, phi, row_weights, block, floor = inputs
     weights, means, covariances = starts
-    n_init, n_comp, d = means.shape
+    n_init = means.shape[0]
     flat = np.ascontiguousarray(covariances).reshape(n_init, -1)
     states = tuple((weights.copy(), means.copy(), flat.copy()) for _ in range(3))
     best = (weights.copy(), means.copy(), flat.copy(), polish.best_objective)
     polish.best = {"weights": best[0], "means": best[1]}
-    variances = prepared.feature_variances
-    floor = COLLAPSE_RELATIVE * (
-        np.array([variances.mean()]) if covariance_type == "spherical" else variances
-    )
-    row_weights = polish.row_weights
-    row_weights = (
-        np.empty((0, 0))
-        if row_weights is None
-        else np.ascontiguousarray(row_weights, dtype=float).reshape(1, -1)
-    )
-    phi = engine.cached_features()
-    # rows per block for each number of (start, component) columns, as the engine's E-step
-    block = np.array([engine.block_rows(max(columns, 1)) for columns in range(n_init * n_comp + 1)])
     results = (np.empty(n_init), np.empty(n_init), np.zeros(n_init, bool), np.zeros(n_init, bool))
     log = np.empty((n_init, 4))
     active = np.arange(n_init)
     extrapolate = False
     while active.size:
         counts = cycles(
-            TYPE_CODES[covariance_type],
+            code,
             phi,
             row_weights,
             block,
