@@ -85,9 +85,8 @@ def test_polishing_with_missing_values(covariance_type):
     np.testing.assert_allclose(fast.log_likelihood[both], plain.log_likelihood[both], rtol=1e-7)
 
 
-def test_a_start_heading_for_a_singularity_keeps_its_best_finite_parameters():
-    """One component on a single repeated point: EM collapses it; the polish must return
-    the best evaluated, non-collapsed parameters, never a degenerate or NaN solution."""
+def _needle_start():
+    """60 rows around the origin, 4 rows on one point, and a start with a component there."""
     rng = np.random.default_rng(2)
     X = np.vstack(
         [
@@ -95,8 +94,13 @@ def test_a_start_heading_for_a_singularity_keeps_its_best_finite_parameters():
             np.repeat([[6.0, 6.0]], 4, axis=0) + 1e-9 * rng.normal(size=(4, 2)),
         ]
     )
-    weights = np.array([[0.9, 0.1]])
-    means = np.array([[[0.0, 0.0], [6.0, 6.0]]])
+    return X, np.array([[0.9, 0.1]]), np.array([[[0.0, 0.0], [6.0, 6.0]]])
+
+
+def test_a_start_heading_for_a_singularity_keeps_its_best_finite_parameters():
+    """One component on a single repeated point: EM collapses it; the polish must return
+    the best evaluated, non-collapsed parameters, never a degenerate or NaN solution."""
+    X, weights, means = _needle_start()
     covariances = np.array([[[[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.0], [0.0, 0.5]]]])
     fast = polish_em(X, weights, means, covariances, "full", tol=1e-10, max_iter=200, reg_covar=0.0)
     assert np.isfinite(fast.log_likelihood).all()
@@ -192,15 +196,7 @@ def test_compiled_cycles_reach_the_numpy_loops_optimum(monkeypatch, dataset, k, 
 def test_compiled_cycles_keep_the_best_finite_parameters_of_a_collapsing_start(monkeypatch):
     """A start driven onto a repeated point: the compiled cycles stop it where the numpy
     loop does, with the same finite, non-collapsed parameters."""
-    rng = np.random.default_rng(2)
-    X = np.vstack(
-        [
-            rng.normal(size=(60, 2)),
-            np.repeat([[6.0, 6.0]], 4, axis=0) + 1e-9 * rng.normal(size=(4, 2)),
-        ]
-    )
-    weights = np.array([[0.9, 0.1]])
-    means = np.array([[[0.0, 0.0], [6.0, 6.0]]])
+    X, weights, means = _needle_start()
     covariances = np.array([[np.eye(2), 0.5 * np.eye(2)]])
     compiled, plain = _both_loops(
         monkeypatch,
