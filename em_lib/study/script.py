@@ -12,7 +12,11 @@ A script is::
 :func:`run` sets ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` to the
 job's ``threads`` before numpy is imported (this module imports nothing heavy), sends logging
 and warnings to the job's log file, and logs any exception with its traceback before
-re-raising it, so that Snakemake reports the job failed and the log says why.
+re-raising it, so that Snakemake reports the job failed and the log says why. With
+``compile_first`` (the jobs that fit) it first makes sure the compiled kernels are built, one
+job at a time (:func:`em_lib.numerics.warmup.compile_kernels`, lock file
+``.snakemake/em_lib-kernels.lock`` in the working directory), so that jobs started together
+on a fresh environment do not all compile them.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ import os
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def run(snakemake, main) -> None:
+LOCK_FILE = os.path.join(".snakemake", "em_lib-kernels.lock")
+
+
+def run(snakemake, main, compile_first=False) -> None:
     for name in THREAD_VARIABLES:
         os.environ[name] = str(snakemake.threads)
     logging.basicConfig(
@@ -37,6 +44,10 @@ def run(snakemake, main) -> None:
     log = logging.getLogger(snakemake.rule)
     log.info("rule %s, %d thread(s)", snakemake.rule, snakemake.threads)
     try:
+        if compile_first:
+            from em_lib.numerics.warmup import compile_kernels
+
+            log.info("compiled kernels ready after %.1f s", compile_kernels(LOCK_FILE))
         main(snakemake, log)
     except Exception:
         log.exception("failed")

@@ -36,4 +36,4 @@ def main(smk, log):
     )
 
 
-run(snakemake, main)  # noqa: F821
+run(snakemake, main, compile_first=True)  # noqa: F821

@@ -24,4 +24,4 @@ def main(smk, log):
     log.info("tipping points with their intervals:\n%s", tables[1].to_string())
 
 
-run(snakemake, main)  # noqa: F821
+run(snakemake, main, compile_first=True)  # noqa: F821
