@@ -44,3 +44,16 @@ def test_compile_kernels_runs_the_small_fits_under_the_lock(tmp_path, monkeypatc
 
 def test_the_small_fits_run():
     warmup._small_fits()  # every covariance type, with and without missing values, and HMMs
+
+
+def test_a_stamp_for_the_same_sources_skips_the_fits(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(warmup, "_small_fits", lambda: calls.append(True))
+    path = str(tmp_path / "kernels.lock")
+    warmup.compile_kernels(path)
+    warmup.compile_kernels(path)
+    assert calls == [True]
+    with open(path + ".stamp", "w") as handle:  # other sources: the fits run again
+        handle.write("another build")
+    warmup.compile_kernels(path)
+    assert calls == [True, True]

@@ -6,8 +6,11 @@ environment, about 45 s of CPU for a mixture fit on these machines, and caches t
 Workflow jobs started at the same time on a fresh environment would each compile them. Here
 one process at a time, holding a file lock, runs small fits that touch every kernel a fit job
 uses: the first compiles and fills the cache, the others wait and then load the cached code
-(about a second). Where the lock cannot be taken (no ``fcntl``, a file system without locks)
-each job compiles on its own, as without this step.
+(about two seconds each). It then writes a stamp next to the lock (the Python executable, the
+numba version and the size and time of every source file of ``em_lib.numerics``, on which
+numba's cache depends); a later job that finds the same stamp skips the step and loads only
+the kernels it calls. Where the lock cannot be taken (no ``fcntl``, a file system without
+locks) each job compiles on its own, as without this step.
 """
 
 from __future__ import annotations
@@ -40,13 +43,51 @@ def _exclusive(path):
             handle.close()
 
 
+def source_stamp() -> str:
+    """What numba's cache of these kernels depends on, as one line of text."""
+    import sys
+
+    import numba
+
+    folder = os.path.dirname(os.path.abspath(__file__))
+    files = []
+    for root, _, names in os.walk(folder):
+        for name in sorted(names):
+            if name.endswith(".py"):
+                info = os.stat(os.path.join(root, name))
+                files.append(
+                    f"{os.path.relpath(os.path.join(root, name), folder)}:{info.st_size}:{info.st_mtime_ns}"
+                )
+    return " ".join([sys.executable, numba.__version__, *sorted(files)])
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
 def compile_kernels(lock_path=None) -> float:
-    """Run small mixture fits (every covariance type, complete and missing data) and a small
-    HMM fit, so that every kernel they call is compiled or loaded from numba's cache; with
-    ``lock_path``, one process at a time. Returns the seconds it took."""
+    """Run small mixture fits (every covariance type, complete and missing data) and small
+    HMM fits, so that every kernel they call is compiled or loaded from numba's cache. With
+    ``lock_path``, one process at a time, and not at all once a process has done it for the
+    same sources (the stamp ``lock_path + ".stamp"``). Returns the seconds it took."""
     started = time.perf_counter()
-    with _exclusive(lock_path) if lock_path else contextlib.nullcontext():
+    if lock_path is None:
         _small_fits()
+        return time.perf_counter() - started
+    stamp_path = lock_path + ".stamp"
+    stamp = source_stamp()
+    if _read(stamp_path) == stamp:
+        return time.perf_counter() - started
+    with _exclusive(lock_path):
+        if _read(stamp_path) != stamp:  # not done by the job that held the lock before
+            _small_fits()
+            with contextlib.suppress(OSError):
+                with open(stamp_path, "w") as handle:
+                    handle.write(stamp)
     return time.perf_counter() - started
 
 
