@@ -57,3 +57,10 @@ def test_a_stamp_for_the_same_sources_skips_the_fits(tmp_path, monkeypatch):
         handle.write("another build")
     warmup.compile_kernels(path)
     assert calls == [True, True]
+
+
+def test_the_lock_sits_with_numbas_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    assert warmup.cache_lock_path() == str(tmp_path / "cache" / "em_lib-kernels.lock")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    assert warmup.cache_lock_path().endswith("numerics/__pycache__/em_lib-kernels.lock")

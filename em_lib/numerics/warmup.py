@@ -6,7 +6,9 @@ environment, about 45 s of CPU for a mixture fit on these machines, and caches t
 Workflow jobs started at the same time on a fresh environment would each compile them. Here
 one process at a time, holding a file lock, runs small fits that touch every kernel a fit job
 uses: the first compiles and fills the cache, the others wait and then load the cached code
-(about two seconds each). It then writes a stamp next to the lock (the Python executable, the
+(about two seconds each). The lock sits where numba keeps the cache (``NUMBA_CACHE_DIR``, or
+this package's ``__pycache__``; :func:`cache_lock_path`). It then writes a stamp next to the
+lock (the Python executable, the
 numba version and the size and time of every source file of ``em_lib.numerics``, on which
 numba's cache depends); a later job that finds the same stamp skips the step and loads only
 the kernels it calls. Where the lock cannot be taken (no ``fcntl``, a file system without
@@ -41,6 +43,21 @@ def _exclusive(path):
     finally:
         if handle is not None:
             handle.close()
+
+
+def cache_lock_path() -> str | None:
+    """The lock file in the folder of numba's cache of these kernels, None where that
+    folder cannot be written (numba then caches elsewhere, and so must the caller)."""
+    folder = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "__pycache__"
+    )
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+    return os.path.join(folder, "em_lib-kernels.lock")
 
 
 def source_stamp() -> str:

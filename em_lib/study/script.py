@@ -14,9 +14,9 @@ job's ``threads`` before numpy is imported (this module imports nothing heavy), 
 and warnings to the job's log file, and logs any exception with its traceback before
 re-raising it, so that Snakemake reports the job failed and the log says why. With
 ``compile_first`` (the jobs that fit) it first makes sure the compiled kernels are built, one
-job at a time (:func:`em_lib.numerics.warmup.compile_kernels`, lock file
-``.snakemake/em_lib-kernels.lock`` in the working directory), so that jobs started together
-on a fresh environment do not all compile them.
+job at a time (:func:`em_lib.numerics.warmup.compile_kernels`; the lock file sits in the folder
+of numba's cache, or in ``.snakemake/`` of the working directory where that folder cannot be
+written), so that jobs started together on a fresh environment do not all compile them.
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ def run(snakemake, main, compile_first=False) -> None:
     log.info("rule %s, %d thread(s)", snakemake.rule, snakemake.threads)
     try:
         if compile_first:
-            from em_lib.numerics.warmup import compile_kernels
+            from em_lib.numerics.warmup import cache_lock_path, compile_kernels
 
-            log.info("compiled kernels ready after %.1f s", compile_kernels(LOCK_FILE))
+            lock = cache_lock_path() or LOCK_FILE
+            log.info("compiled kernels ready after %.1f s", compile_kernels(lock))
         main(snakemake, log)
     except Exception:
         log.exception("failed")
