@@ -73,6 +73,12 @@ def compiled_inputs(prepared, row_weights, prior, n_columns):
 
 
 @numba.njit(**_JIT)
+def _triangular(code):
+    """Whether covariances of this type are matrices (full, tied)."""
+    return code == FULL or code == TIED
+
+
+@numba.njit(**_JIT)
 def _n_matrices(code, n_comp):
     return 1 if code == TIED else n_comp
 
@@ -98,7 +104,7 @@ def vector_of(code, weights, means, cov, out):
         for a in range(d):
             out[n_comp + k * d + a] = means[k, a]
     rest = out[n_comp + n_comp * d :]
-    if code == FULL or code == TIED:
+    if _triangular(code):
         m = _n_matrices(code, n_comp)
         pack_log_cholesky(cov.reshape((m, d, d)), rest.reshape((m, d * (d + 1) // 2)))
     else:
@@ -122,7 +128,7 @@ def parameters_of(code, vector, weights, means, cov):
         for a in range(d):
             means[k, a] = vector[n_comp + k * d + a]
     rest = vector[n_comp + n_comp * d :]
-    if code == FULL or code == TIED:
+    if _triangular(code):
         m = _n_matrices(code, n_comp)
         packed = np.ascontiguousarray(rest).reshape((m, d * (d + 1) // 2))
         unpack_log_cholesky(packed, cov.reshape((m, d, d)))
@@ -164,7 +170,7 @@ def _factors(code, weights, means, cov, floor, prec):
         for a in range(d):
             if not np.isfinite(means[k, a]):
                 good = False
-    if code == FULL or code == TIED:
+    if _triangular(code):
         m = _n_matrices(code, n_comp)
         factors = prec.reshape((m, d, d))
         ok = np.empty(m, dtype=np.bool_)
@@ -232,7 +238,7 @@ def em_maps(code, phi, row_weights, block, reg_covar, floor, params, out):
         centres[q] = means[j]
         factors[q] = prec[j]
     W = np.empty((n_columns, m * n_comp))
-    if code == FULL or code == TIED:
+    if _triangular(code):
         n_mat = _n_matrices(code, n_comp)
         weight_matrix_triangular(log_weights, centres, factors.reshape((m, n_mat, d, d)), W)
     else:
@@ -264,7 +270,7 @@ def em_maps(code, phi, row_weights, block, reg_covar, floor, params, out):
     w_new = np.empty((m, n_comp))
     mu_new = np.empty((m, n_comp, d))
     cov_new = np.empty((m, cov.shape[1]))
-    if code == FULL or code == TIED:
+    if _triangular(code):
         second = np.empty((m, n_comp, d, d))
         for q in range(m):
             for k in range(n_comp):
@@ -402,7 +408,7 @@ def cycles(
     n_comp, d = current[1].shape[1], current[1].shape[2]
     width = current[2].shape[1]
     size = n_comp + n_comp * d + width
-    if code == FULL or code == TIED:
+    if _triangular(code):
         size = n_comp + n_comp * d + _n_matrices(code, n_comp) * d * (d + 1) // 2
     counts = np.zeros(m, dtype=np.int64)
     t = np.empty((3, m, size))

@@ -102,9 +102,8 @@ def compile_kernels(lock_path=None) -> float:
     with _exclusive(lock_path):
         if _read(stamp_path) != stamp:  # not done by the job that held the lock before
             _small_fits()
-            with contextlib.suppress(OSError):
-                with open(stamp_path, "w") as handle:
-                    handle.write(stamp)
+            with contextlib.suppress(OSError), open(stamp_path, "w") as handle:
+                handle.write(stamp)
     return time.perf_counter() - started
 
 
